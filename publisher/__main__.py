@@ -1,0 +1,5 @@
+"""Allow ``python -m publisher`` as an alias of the ``publisher`` command."""
+
+from publisher.cli import main
+
+main()

@@ -1,0 +1,417 @@
+"""config.toml -> frozen, typed dataclasses (reads one file; no other I/O).
+
+Every error names the file, the line (when it can be found), the key path and the value,
+for example ``config.toml:14: digests[0].schedule: '0 25 * * *' is not a valid cron
+expression``. Unknown keys get a "did you mean" hint. Relative paths are resolved against
+the directory of the config file, so ``publisher --config /etc/pub/config.toml`` behaves
+the same from any working directory. Secrets are never read from the file: ``password_env``
+and ``secret_env`` name environment variables, read by :func:`secret_from_env`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+
+from publisher.errors import ConfigError
+
+CONFIG_ENV = "PUBLISHER_CONFIG"
+FEED_FORMATS = ("rss", "atom", "json")
+SOURCE_TYPES = ("markdown",)
+TRANSPORTS = ("file", "smtp")
+SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """[site]: who publishes; used in feeds, digests and the CAN-SPAM footer."""
+
+    title: str
+    url: str
+    description: str = ""
+    language: str = "en"
+    author: str = ""
+    postal_address: str = ""
+    templates_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """[store]: the SQLAlchemy URL of the database."""
+
+    url: str = "sqlite:///publisher.db"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One [[sources]] entry: where articles come from."""
+
+    name: str
+    type: str = "markdown"
+    path: Path | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    """[feeds]: which syndication files to write, and where."""
+
+    output_dir: Path = Path("feeds")
+    formats: tuple[str, ...] = FEED_FORMATS
+    limit: int = 20
+    per_tag: bool = False
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    """One [[digests]] entry: a newsletter with its own schedule and filter."""
+
+    id: str
+    title: str
+    schedule: str = "0 7 * * *"
+    timezone: str = "UTC"
+    subject: str = "{title}: {date}"
+    max_articles: int = 10
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """[delivery]: how messages leave (``file`` outbox or ``smtp``) and how fast."""
+
+    from_: str = "newsletter@example.org"
+    transport: str = "file"
+    outbox_dir: Path = Path("outbox")
+    reply_to: str = ""
+    rate_limit: float = 0.0
+    connections: int = 1
+    batch_size: int = 200
+    max_attempts: int = 5
+    retry_base_seconds: int = 60
+    lease_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """[smtp]: the relay used when ``[delivery] transport = "smtp"``."""
+
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    password_env: str = ""
+    timeout: float = 30.0
+    verify_certificates: bool = True
+    max_messages_per_connection: int = 1000
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """[web]: public base URL of the web endpoints (unsubscribe, preferences)."""
+
+    base_url: str = "http://127.0.0.1:8080"
+    secret_env: str = "PUBLISHER_SECRET"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; ``path`` is the file it came from."""
+
+    path: Path
+    site: SiteConfig
+    store: StoreConfig = field(default_factory=StoreConfig)
+    sources: tuple[SourceConfig, ...] = ()
+    feeds: FeedsConfig = field(default_factory=FeedsConfig)
+    digests: tuple[DigestConfig, ...] = ()
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths in the file are resolved against."""
+        return self.path.parent
+
+    def digest(self, digest_id: str) -> DigestConfig:
+        """Return the digest with this id, or fail with the list of known ids."""
+        for digest in self.digests:
+            if digest.id == digest_id:
+                return digest
+        known = ", ".join(d.id for d in self.digests) or "none configured"
+        raise ConfigError(f"unknown digest {digest_id!r} (known: {known})")
+
+    @property
+    def feeds_url(self) -> str:
+        """Where the feed files are published: [feeds] public_url, else <web.base_url>/feeds/."""
+        return self.feeds.public_url or f"{self.web.base_url.rstrip('/')}/feeds/"
+
+    @property
+    def store_url(self) -> str:
+        """The store URL, with a relative SQLite path made absolute against base_dir."""
+        url = self.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:" and not rest.startswith(":"):
+                return prefix + str((self.base_dir / rest).resolve())
+        return url
+
+
+_SECTIONS: dict[str, type] = {
+    "site": SiteConfig,
+    "store": StoreConfig,
+    "sources": SourceConfig,
+    "feeds": FeedsConfig,
+    "digests": DigestConfig,
+    "delivery": DeliveryConfig,
+    "smtp": SmtpConfig,
+    "web": WebConfig,
+}
+_ARRAYS = {"sources", "digests"}
+_RESERVED = {"from_": "from"}
+
+
+class _Locator:
+    """Finds the line of a key path in the TOML text, for error messages."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        """Return the 1-based line of ``path`` (section, [index], key), if it can be found."""
+        if not path:
+            return None
+        section = str(path[0])
+        rest = path[1:]
+        index = 0
+        if rest and isinstance(rest[0], int):
+            index, rest = rest[0], rest[1:]
+        header = re.compile(rf"^\s*\[\[?\s*{re.escape(section)}\s*\]\]?\s*(#.*)?$")
+        seen = -1
+        start = None
+        for number, text in enumerate(self.lines):
+            if header.match(text):
+                seen += 1
+                if seen == index:
+                    start = number
+                    break
+        if start is None:
+            return None
+        if not rest:
+            return start + 1
+        key = re.compile(rf"^\s*\"?{re.escape(str(rest[0]))}\"?\s*=")
+        for number in range(start + 1, len(self.lines)):
+            text = self.lines[number]
+            if re.match(r"^\s*\[", text):
+                break
+            if key.match(text):
+                return number + 1
+        return start + 1
+
+
+def _where(file: Path, locator: _Locator, path: tuple[str | int, ...]) -> str:
+    dotted = ""
+    for part in path:
+        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else part)
+    line = locator.line(path)
+    return f"{file.name}:{line}: {dotted}" if line else f"{file.name}: {dotted}"
+
+
+def _unknown(name: str, known: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"unknown key {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _convert(value: Any, hint: Any, where: str, base: Path) -> Any:
+    """Check ``value`` against the field's type hint and convert it."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(value, options[0], where, base)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: expected a path string, got {value!r}")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base / path).resolve()
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    raise ConfigError(f"{where}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _build(
+    cls: type, table: Any, path: tuple[str | int, ...], file: Path, locator: _Locator
+) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{_where(file, locator, path)}: expected a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    names = {_RESERVED.get(f.name, f.name): f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in names:
+            raise ConfigError(f"{_where(file, locator, (*path, key))}: {_unknown(key, names)}")
+        f = names[key]
+        kwargs[f.name] = _convert(
+            value, hints[f.name], _where(file, locator, (*path, key)), file.parent
+        )
+    for key, f in names.items():
+        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if no_default and f.name not in kwargs:
+            raise ConfigError(f"{_where(file, locator, path)}: missing required key {key!r}")
+    return cls(**kwargs)
+
+
+def _check_choice(value: str, choices: typing.Iterable[str], where: str) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+
+
+def _check_url(value: str, where: str) -> None:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ConfigError(f"{where}: {value!r} is not an absolute http(s) URL")
+
+
+def _validate(config: Config, file: Path, locator: _Locator) -> None:
+    """Checks that need more than a type: choices, URLs, cron, time zones, uniqueness."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    w = lambda *p: _where(file, locator, p)  # noqa: E731
+    _check_url(config.site.url, w("site", "url"))
+    _check_url(config.web.base_url, w("web", "base_url"))
+    if config.feeds.public_url:
+        _check_url(config.feeds.public_url, w("feeds", "public_url"))
+    for fmt in config.feeds.formats:
+        _check_choice(fmt, FEED_FORMATS, w("feeds", "formats"))
+    if config.feeds.limit < 1:
+        raise ConfigError(f"{w('feeds', 'limit')}: must be at least 1")
+    _check_choice(config.delivery.transport, TRANSPORTS, w("delivery", "transport"))
+    _check_choice(config.smtp.security, SMTP_SECURITY, w("smtp", "security"))
+    for key in ("connections", "batch_size", "max_attempts"):
+        if getattr(config.delivery, key) < 1:
+            raise ConfigError(f"{w('delivery', key)}: must be at least 1")
+    try:
+        validate_email(config.delivery.from_, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ConfigError(f"{w('delivery', 'from')}: {config.delivery.from_!r}: {exc}") from exc
+    names: set[str] = set()
+    for i, source in enumerate(config.sources):
+        _check_choice(source.type, SOURCE_TYPES, w("sources", i, "type"))
+        if source.name in names:
+            raise ConfigError(f"{w('sources', i, 'name')}: duplicate source name {source.name!r}")
+        names.add(source.name)
+        if source.type == "markdown" and source.path is None:
+            raise ConfigError(f"{w('sources', i)}: a markdown source needs 'path'")
+    ids: set[str] = set()
+    for i, digest in enumerate(config.digests):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", digest.id):
+            raise ConfigError(
+                f"{w('digests', i, 'id')}: {digest.id!r} must be lowercase letters, digits, - or _"
+            )
+        if digest.id in ids:
+            raise ConfigError(f"{w('digests', i, 'id')}: duplicate digest id {digest.id!r}")
+        ids.add(digest.id)
+        try:
+            ZoneInfo(digest.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(
+                f"{w('digests', i, 'timezone')}: unknown time zone {digest.timezone!r}"
+            ) from exc
+        try:
+            CronTrigger.from_crontab(digest.schedule, timezone=ZoneInfo(digest.timezone))
+        except ValueError as exc:
+            raise ConfigError(
+                f"{w('digests', i, 'schedule')}: {digest.schedule!r} is not a valid cron "
+                f"expression ({exc})"
+            ) from exc
+        if digest.max_articles < 1:
+            raise ConfigError(f"{w('digests', i, 'max_articles')}: must be at least 1")
+        try:
+            digest.subject.format(title=digest.title, date="", site=config.site.title, count=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{w('digests', i, 'subject')}: {digest.subject!r} uses an unknown field {exc} "
+                "(use {title}, {date}, {site} or {count})"
+            ) from exc
+
+
+def default_path() -> Path:
+    """The config file to use when ``--config`` is not given."""
+    return Path(os.environ.get(CONFIG_ENV) or "config.toml")
+
+
+def load(path: Path) -> Config:
+    """Read and validate ``path``; raise ConfigError naming the file, line and key."""
+    path = path.expanduser().resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{path}: config file not found", hint=f"pass --config or set ${CONFIG_ENV}"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: invalid TOML: {exc}") from exc
+    return parse(data, path, text)
+
+
+def parse(data: dict[str, Any], path: Path, text: str = "") -> Config:
+    """Build a Config from parsed TOML ``data`` that came from ``path``."""
+    locator = _Locator(text)
+    kwargs: dict[str, Any] = {}
+    if "site" not in data:
+        raise ConfigError(f"{path.name}: missing required table [site]")
+    for key, value in data.items():
+        if key not in _SECTIONS:
+            raise ConfigError(f"{_where(path, locator, (key,))}: {_unknown(key, _SECTIONS)}")
+        cls = _SECTIONS[key]
+        if key in _ARRAYS:
+            if not isinstance(value, list):
+                raise ConfigError(f"{_where(path, locator, (key,))}: write it as [[{key}]] tables")
+            kwargs[key] = tuple(
+                _build(cls, item, (key, i), path, locator) for i, item in enumerate(value)
+            )
+        else:
+            kwargs[key] = _build(cls, value, (key,), path, locator)
+    config = Config(path=path, **kwargs)
+    _validate(config, path, locator)
+    return config
+
+
+def secret_from_env(env_name: str, *, what: str) -> str | None:
+    """Return the secret held by environment variable ``env_name`` (None when unset)."""
+    if not env_name:
+        return None
+    return os.environ.get(env_name) or None

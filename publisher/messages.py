@@ -1,0 +1,168 @@
+"""Mail messages (pure): a per-issue template, then cheap per-subscriber bytes.
+
+:func:`prepare` is run once per issue. It encodes every header that is the same for all
+recipients (From, Subject, Date, List-Id, MIME structure). :func:`personalize` then only
+substitutes the placeholders, quoted-printable-encodes the two parts with
+``binascii.b2a_qp`` and adds To, Message-ID and the List-Unsubscribe headers. Building an
+``EmailMessage`` and calling ``as_bytes()`` per recipient costs several times more.
+
+The output is an RFC 5322 message with CRLF line endings (smtplib sends bytes as given,
+and strict servers reject bare LF). Every header value built from untrusted text goes
+through :func:`publisher.sanitize.clean_header_text` first.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
+from urllib.parse import urlsplit
+
+from publisher.render import GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
+from publisher.sanitize import clean_header_text
+
+CRLF = "\r\n"
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """Everything about an issue's message that does not depend on the recipient."""
+
+    issue_id: int
+    head: bytes
+    html: str
+    text: str
+    boundary: str
+    domain: str
+    id_salt: str
+    test: bool = False
+
+
+@dataclass(frozen=True)
+class Personal:
+    """The per-recipient values substituted into a MessageTemplate."""
+
+    subscriber_id: int
+    email: str
+    name: str
+    unsubscribe_url: str
+    preferences_url: str
+
+
+def _header(name: str, value: str) -> str:
+    """``Name: value`` folded to 78 columns, encoded as RFC 2047 when not ASCII."""
+    value = clean_header_text(value, max_length=998)
+    try:
+        value.encode("ascii")
+        charset = "us-ascii"
+    except UnicodeEncodeError:
+        charset = "utf-8"
+    encoded = Header(value, charset=charset, header_name=name).encode(linesep=CRLF)
+    return f"{name}: {encoded}{CRLF}"
+
+
+def _address(name: str, email: str) -> str:
+    return formataddr((clean_header_text(name), email), charset="utf-8")
+
+
+def message_id(template: MessageTemplate, subscriber_id: int) -> str:
+    """The Message-ID of (issue, subscriber): the same on every resend."""
+    digest = hashlib.sha256(f"{template.id_salt}:{template.issue_id}:{subscriber_id}".encode())
+    return f"<{template.issue_id}.{subscriber_id}.{digest.hexdigest()[:12]}@{template.domain}>"
+
+
+def prepare(
+    rendered: RenderedIssue,
+    *,
+    issue_id: int,
+    site_title: str,
+    site_url: str,
+    digest_id: str,
+    digest_title: str,
+    from_addr: str,
+    reply_to: str,
+    now: datetime,
+    test: bool = False,
+) -> MessageTemplate:
+    """Build the recipient-independent part of an issue's message (once per issue)."""
+    domain = from_addr.rpartition("@")[2] or "localhost"
+    host = urlsplit(site_url).hostname or domain
+    boundary = (
+        "=_publisher_" + hashlib.sha256(f"{issue_id}:{rendered.subject}".encode()).hexdigest()[:24]
+    )
+    subject = f"[TEST] {rendered.subject}" if test else rendered.subject
+    lines = [
+        f"From: {_address(site_title, from_addr)}{CRLF}",
+        _header("Subject", subject),
+        f"Date: {format_datetime(now)}{CRLF}",
+        f"List-Id: {_address(digest_title, f'{digest_id}.{host}')}{CRLF}",
+    ]
+    if reply_to:
+        lines.append(f"Reply-To: {reply_to}{CRLF}")
+    lines += [
+        f"MIME-Version: 1.0{CRLF}",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"{CRLF}',
+    ]
+    return MessageTemplate(
+        issue_id=issue_id,
+        head="".join(lines).encode("ascii"),
+        html=rendered.html,
+        text=rendered.text,
+        boundary=boundary,
+        domain=domain,
+        id_salt=host,
+        test=test,
+    )
+
+
+def _qp(text: str) -> bytes:
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", CRLF)
+    return binascii.b2a_qp(normalized.encode("utf-8"), istext=True)
+
+
+def _part(content_type: str, body: str) -> bytes:
+    head = (
+        f'Content-Type: {content_type}; charset="utf-8"{CRLF}'
+        f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
+    ).encode("ascii")
+    encoded = _qp(body)
+    return head + encoded + (b"" if encoded.endswith(b"\r\n") else b"\r\n")
+
+
+def personalize(template: MessageTemplate, person: Personal) -> bytes:
+    """The complete message bytes for one recipient."""
+    name = clean_header_text(person.name)
+    greeting = f"Hi {name}," if name else "Hello,"
+    text = (
+        template.text.replace(GREETING, greeting)
+        .replace(UNSUBSCRIBE_URL, person.unsubscribe_url)
+        .replace(PREFERENCES_URL, person.preferences_url)
+    )
+    body_html = (
+        template.html.replace(GREETING, html.escape(greeting))
+        .replace(UNSUBSCRIBE_URL, html.escape(person.unsubscribe_url))
+        .replace(PREFERENCES_URL, html.escape(person.preferences_url))
+    )
+    personal = (
+        f"To: {_address(name, person.email)}{CRLF}"
+        f"Message-ID: {message_id(template, person.subscriber_id)}{CRLF}"
+        f"List-Unsubscribe: <{person.unsubscribe_url}>{CRLF}"
+        f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}{CRLF}"
+    ).encode()
+    delimiter = f"--{template.boundary}{CRLF}".encode("ascii")
+    return b"".join(
+        (
+            template.head,
+            personal,
+            b"This is a multipart message in MIME format.\r\n\r\n",
+            delimiter,
+            _part("text/plain", text),
+            delimiter,
+            _part("text/html", body_html),
+            f"--{template.boundary}--{CRLF}".encode("ascii"),
+        )
+    )
