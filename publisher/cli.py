@@ -70,6 +70,11 @@ def _app(ctx: click.Context) -> pipeline.App:
     return app
 
 
+def _console() -> Console:
+    # Off a terminal rich would wrap tables at 80 columns; logs and pipes want whole rows.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def _rel(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
@@ -335,7 +340,7 @@ def subscribers_list(ctx: click.Context, status: str | None) -> None:
             sub.email, sub.name, sub.status, " ".join(sub.digests), f"{sub.created_at:%Y-%m-%d}"
         )
         count += 1
-    Console().print(table)
+    _console().print(table)
     click.echo(f"{count} subscriber(s)")
 
 
@@ -397,7 +402,7 @@ def status(ctx: click.Context) -> None:
     """Show each digest's next send, recent issues with delivery counts, and source health."""
     app = _app(ctx)
     now = app.clock()
-    console = Console()
+    console = _console()
     digests = Table("digest", "schedule", "time zone", "current period", "next send")
     for digest in app.config.digests:
         period = planning.current_period(digest, now)

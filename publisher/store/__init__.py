@@ -547,8 +547,11 @@ class Store:
             "updated_at",
         ]
         with self.engine.begin() as conn:
-            result = conn.execute(insert(deliveries).from_select(columns, source))
-            return int(result.rowcount or 0)
+            # rowcount of INSERT ... SELECT is -1 on psycopg; count the returned ids instead.
+            result = conn.execute(
+                insert(deliveries).from_select(columns, source).returning(deliveries.c.id)
+            )
+            return len(result.all())
 
     def claim_batch(
         self, issue_id: int, worker: str, now: datetime, limit: int, lease_seconds: int
