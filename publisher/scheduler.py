@@ -59,24 +59,39 @@ def run_daemon(app: pipeline.App, collect_every: timedelta, misfire_grace: int =
         except PublisherError as exc:
             log.error("digest %s failed: %s", digest_id, exc)
 
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received signal %d: finishing the current step", signum)
+        stop.set()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    # One cycle at start, in order: sending is keyed by period, so this sends the current
+    # period's issue if it is still missing (catch-up after downtime) and nothing otherwise.
+    collect_job()
+    for digest in app.config.digests:
+        if stop.is_set():
+            return
+        digest_job(digest.id)
+    if stop.is_set():
+        return
+
     now = app.clock()
     scheduler.add_job(
         collect_job,
         IntervalTrigger(seconds=int(collect_every.total_seconds())),
         id="collect",
-        next_run_time=now,
         coalesce=True,
         max_instances=1,
     )
     for digest in app.config.digests:
-        # Also run once at start: sending is keyed by period, so this sends the current
-        # period's issue if it is still missing (catch-up) and nothing otherwise.
         scheduler.add_job(
             digest_job,
             planning.trigger_for(digest),
             args=[digest.id],
             id=f"digest:{digest.id}",
-            next_run_time=now,
             coalesce=True,
             max_instances=1,
             misfire_grace_time=misfire_grace,
@@ -84,12 +99,4 @@ def run_daemon(app: pipeline.App, collect_every: timedelta, misfire_grace: int =
         log.info(
             "digest %s: next scheduled issue at %s", digest.id, planning.next_fire_time(digest, now)
         )
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received signal %d: finishing the current step", signum)
-        stop.set()
-        scheduler.shutdown(wait=False)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     scheduler.start()

@@ -258,3 +258,37 @@ def test_shipped_config_runs_on_embedded_defaults(tmp_path: Path) -> None:
     assert len(emls) == 5  # 3 daily + 2 research-weekly subscribers
     assert (tmp_path / "feeds" / "rss.xml").exists()
     assert (tmp_path / "publisher.db").exists()
+
+
+def test_daemon_sends_the_due_issue_at_start_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = write_config(tmp_path)
+    run_cli(config, "subscribers", "add", "ana@example.org", now=NOW)
+    env = {**os.environ, "PUBLISHER_TEST_SECRET": "s", "PUBLISHER_NOW": NOW}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "publisher", "--config", str(config), "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list((tmp_path / "outbox").glob("*.eml")):
+            time.sleep(0.2)
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=10)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert daemon.returncode == 0, stderr
+    assert "next scheduled issue" in stderr
+    # A restart in the same period sends nothing twice.
+    assert "already sent" in run_cli(config, "send", "daily", now=NOW).stdout
