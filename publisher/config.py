@@ -18,6 +18,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,6 +32,7 @@ FEED_FORMATS = ("rss", "atom", "json")
 SOURCE_TYPES = ("markdown",)
 TRANSPORTS = ("file", "smtp")
 SMTP_SECURITY = ("starttls", "tls", "none")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,20 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
         validate_email(config.delivery.from_, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ConfigError(f"{w('delivery', 'from')}: {config.delivery.from_!r}: {exc}") from exc
+    if config.delivery.reply_to:
+        name, address = parseaddr(config.delivery.reply_to)
+        problem = ""
+        if not address or _CONTROL_CHARS.search(config.delivery.reply_to):
+            problem = "is not an address"
+        else:
+            try:
+                validate_email(address, check_deliverability=False, allow_smtputf8=False)
+            except EmailNotValidError as exc:
+                problem = str(exc)
+        if problem:
+            raise ConfigError(
+                f"{w('delivery', 'reply_to')}: {config.delivery.reply_to!r}: {problem}"
+            )
     names: set[str] = set()
     for i, source in enumerate(config.sources):
         _check_choice(source.type, SOURCE_TYPES, w("sources", i, "type"))
@@ -342,7 +358,7 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
         ids.add(digest.id)
         try:
             ZoneInfo(digest.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ConfigError(
                 f"{w('digests', i, 'timezone')}: unknown time zone {digest.timezone!r}"
             ) from exc
@@ -357,7 +373,7 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
             raise ConfigError(f"{w('digests', i, 'max_articles')}: must be at least 1")
         try:
             digest.subject.format(title=digest.title, date="", site=config.site.title, count=0)
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(
                 f"{w('digests', i, 'subject')}: {digest.subject!r} uses an unknown field {exc} "
                 "(use {title}, {date}, {site} or {count})"

@@ -16,16 +16,19 @@ from __future__ import annotations
 import binascii
 import hashlib
 import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import urlsplit
 
 from publisher.render import GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
 from publisher.sanitize import clean_header_text
 
 CRLF = "\r\n"
+MAX_NAME = 100
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,14 @@ def _header(name: str, value: str) -> str:
 
 
 def _address(name: str, email: str) -> str:
-    return formataddr((clean_header_text(name), email), charset="utf-8")
+    """``Name <email>``; a non-ASCII name is folded into several encoded words."""
+    name = clean_header_text(name, max_length=MAX_NAME)
+    try:
+        name.encode("ascii")
+    except UnicodeEncodeError:
+        encoded = Header(name, charset="utf-8", header_name="To").encode(linesep=CRLF)
+        return f"{encoded} <{email}>"
+    return formataddr((name, email))
 
 
 def message_id(template: MessageTemplate, subscriber_id: int) -> str:
@@ -102,7 +112,8 @@ def prepare(
         f"List-Id: {_address(digest_title, f'{digest_id}.{host}')}{CRLF}",
     ]
     if reply_to:
-        lines.append(f"Reply-To: {reply_to}{CRLF}")
+        reply_name, reply_address = parseaddr(clean_header_text(reply_to))
+        lines.append(f"Reply-To: {_address(reply_name, reply_address)}{CRLF}")
     lines += [
         f"MIME-Version: 1.0{CRLF}",
         f'Content-Type: multipart/alternative; boundary="{boundary}"{CRLF}',
@@ -121,7 +132,9 @@ def prepare(
 
 def _qp(text: str) -> bytes:
     normalized = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", CRLF)
-    return binascii.b2a_qp(normalized.encode("utf-8"), istext=True)
+    encoded = binascii.b2a_qp(normalized.encode("utf-8"), istext=True)
+    # b2a_qp writes soft line breaks as bare LF unless the input already held a CRLF.
+    return _BARE_LF.sub(b"\r\n", encoded)
 
 
 def _part(content_type: str, body: str) -> bytes:
@@ -129,13 +142,13 @@ def _part(content_type: str, body: str) -> bytes:
         f'Content-Type: {content_type}; charset="utf-8"{CRLF}'
         f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
     ).encode("ascii")
-    encoded = _qp(body)
-    return head + encoded + (b"" if encoded.endswith(b"\r\n") else b"\r\n")
+    # The CRLF before a boundary belongs to the boundary, so one more keeps the body's own.
+    return head + _qp(body) + b"\r\n"
 
 
 def personalize(template: MessageTemplate, person: Personal) -> bytes:
     """The complete message bytes for one recipient."""
-    name = clean_header_text(person.name)
+    name = clean_header_text(person.name, max_length=MAX_NAME)
     greeting = f"Hi {name}," if name else "Hello,"
     text = (
         template.text.replace(GREETING, greeting)

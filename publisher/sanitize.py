@@ -45,6 +45,14 @@ def absolute_url(url: str, base: str) -> str:
     return urljoin(base, url)
 
 
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters XML 1.0 forbids (they would break every feed)."""
+    return _XML_INVALID.sub("", text)
+
+
 def clean_html(html: str, base_url: str) -> str:
     """Sanitize article HTML with the allow-list and make its URLs absolute against base_url."""
 
@@ -58,7 +66,7 @@ def clean_html(html: str, base_url: str) -> str:
         return None
 
     return nh3.clean(
-        html,
+        xml_safe(html),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
@@ -115,7 +123,8 @@ class _TextExtractor(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
-            self.parts.append(data)
+            # Line breaks inside a paragraph are soft; blocks add their own "\n".
+            self.parts.append(data.replace("\n", " "))
 
 
 def html_to_text(html: str) -> str:

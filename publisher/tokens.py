@@ -56,7 +56,8 @@ def read_token(
 ) -> TokenData:
     """Verify ``token`` for ``purpose``; raise TokenError when it must not be honoured."""
     payload, _, mac = token.partition(".")
-    if not payload or not mac or not hmac.compare_digest(mac, _mac(secret, payload)):
+    expected = _mac(secret, payload).encode("ascii")
+    if not payload or not mac or not hmac.compare_digest(mac.encode("utf-8"), expected):
         raise TokenError("this link is not valid (it may be incomplete or altered)")
     try:
         kind, sub, digest, stamp = _unb64(payload).decode("ascii").split(":")

@@ -87,10 +87,19 @@ def _citations(value: Any, site_url: str) -> tuple[Citation, ...]:
     return tuple(out)
 
 
+def _http_url(value: Any, key: str, site_url: str) -> str | None:
+    if not value:
+        return None
+    url = absolute_url(str(value), site_url)
+    if not url.lower().startswith(("http://", "https://")):
+        raise ContentError(f"'{key}' {value!r} is not an http(s) URL")
+    return url
+
+
 def parse_article(raw: bytes, rel_path: str, source: str, site_url: str) -> Article:
     """Parse one Markdown file's bytes into an Article (pure). Raises ContentError."""
     try:
-        post = frontmatter.loads(raw.decode("utf-8"))
+        post = frontmatter.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ContentError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
@@ -98,6 +107,9 @@ def parse_article(raw: bytes, rel_path: str, source: str, site_url: str) -> Arti
         where = f" at front matter line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ContentError(f"broken front matter{where}: {problem}") from exc
+    except ValueError as exc:
+        # PyYAML builds dates itself: 2026-02-30 raises a plain ValueError.
+        raise ContentError(f"broken front matter: {exc}") from exc
     meta = post.metadata
     if not isinstance(meta, dict) or not meta:
         raise ContentError(
@@ -115,7 +127,7 @@ def parse_article(raw: bytes, rel_path: str, source: str, site_url: str) -> Arti
     updated_at = _datetime(meta["updated"], "updated") if meta.get("updated") else published_at
     slug = str(meta.get("slug") or Path(rel_path).stem).strip("/")
     canonical = meta.get("canonical_url")
-    canonical_url = absolute_url(str(canonical), site_url) if canonical else None
+    canonical_url = _http_url(canonical, "canonical_url", site_url)
     url = canonical_url or f"{site_url.rstrip('/')}/{slug}/"
     html = clean_html(_md.render(post.content), url)
     summary = meta.get("summary")
@@ -136,7 +148,7 @@ def parse_article(raw: bytes, rel_path: str, source: str, site_url: str) -> Arti
         summary=summary_text,
         author=clean_header_text(str(meta.get("author") or "")),
         tags=_tags(meta.get("tags")),
-        image=absolute_url(str(image), site_url) if image else None,
+        image=_http_url(image, "image", site_url),
         canonical_url=canonical_url,
         citations=_citations(meta.get("citations"), site_url),
         content_hash=hashlib.sha256(raw).hexdigest(),
