@@ -29,6 +29,39 @@ from publisher.sanitize import clean_header_text
 CRLF = "\r\n"
 MAX_NAME = 100
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_PLACEHOLDER = re.compile(f"({GREETING}|{UNSUBSCRIBE_URL}|{PREFERENCES_URL})")
+_SOFT_BREAK = b"=\r\n"
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A body part split at its placeholders, each static piece encoded once.
+
+    Quoted-printable allows a soft line break (``=CRLF``) anywhere, and decoders drop
+    it, so ``piece0 =CRLF value0 =CRLF piece1 ...`` decodes to the substituted text while
+    only the short values are encoded per recipient.
+    """
+
+    head: bytes
+    pieces: tuple[bytes, ...]
+    keys: tuple[str, ...]
+
+    @classmethod
+    def compile(cls, content_type: str, body: str) -> _Body:
+        parts = _PLACEHOLDER.split(body)
+        head = (
+            f'Content-Type: {content_type}; charset="utf-8"{CRLF}'
+            f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
+        ).encode("ascii")
+        return cls(head, tuple(_qp(p) for p in parts[0::2]), tuple(parts[1::2]))
+
+    def fill(self, values: dict[str, str]) -> bytes:
+        out = [self.head, self.pieces[0]]
+        for key, piece in zip(self.keys, self.pieces[1:], strict=True):
+            out += (_SOFT_BREAK, _qp(values[key]), _SOFT_BREAK, piece)
+        # The CRLF before a boundary belongs to the boundary, so one more keeps the body's own.
+        out.append(b"\r\n")
+        return b"".join(out)
 
 
 @dataclass(frozen=True)
@@ -37,8 +70,8 @@ class MessageTemplate:
 
     issue_id: int
     head: bytes
-    html: str
-    text: str
+    text: _Body
+    html: _Body
     boundary: str
     domain: str
     id_salt: str
@@ -121,8 +154,8 @@ def prepare(
     return MessageTemplate(
         issue_id=issue_id,
         head="".join(lines).encode("ascii"),
-        html=rendered.html,
-        text=rendered.text,
+        text=_Body.compile("text/plain", rendered.text),
+        html=_Body.compile("text/html", rendered.html),
         boundary=boundary,
         domain=domain,
         id_salt=host,
@@ -137,29 +170,16 @@ def _qp(text: str) -> bytes:
     return _BARE_LF.sub(b"\r\n", encoded)
 
 
-def _part(content_type: str, body: str) -> bytes:
-    head = (
-        f'Content-Type: {content_type}; charset="utf-8"{CRLF}'
-        f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
-    ).encode("ascii")
-    # The CRLF before a boundary belongs to the boundary, so one more keeps the body's own.
-    return head + _qp(body) + b"\r\n"
-
-
 def personalize(template: MessageTemplate, person: Personal) -> bytes:
     """The complete message bytes for one recipient."""
     name = clean_header_text(person.name, max_length=MAX_NAME)
     greeting = f"Hi {name}," if name else "Hello,"
-    text = (
-        template.text.replace(GREETING, greeting)
-        .replace(UNSUBSCRIBE_URL, person.unsubscribe_url)
-        .replace(PREFERENCES_URL, person.preferences_url)
-    )
-    body_html = (
-        template.html.replace(GREETING, html.escape(greeting))
-        .replace(UNSUBSCRIBE_URL, html.escape(person.unsubscribe_url))
-        .replace(PREFERENCES_URL, html.escape(person.preferences_url))
-    )
+    text_values = {
+        GREETING: greeting,
+        UNSUBSCRIBE_URL: person.unsubscribe_url,
+        PREFERENCES_URL: person.preferences_url,
+    }
+    html_values = {key: html.escape(value) for key, value in text_values.items()}
     personal = (
         f"To: {_address(name, person.email)}{CRLF}"
         f"Message-ID: {message_id(template, person.subscriber_id)}{CRLF}"
@@ -173,9 +193,9 @@ def personalize(template: MessageTemplate, person: Personal) -> bytes:
             personal,
             b"This is a multipart message in MIME format.\r\n\r\n",
             delimiter,
-            _part("text/plain", text),
+            template.text.fill(text_values),
             delimiter,
-            _part("text/html", body_html),
+            template.html.fill(html_values),
             f"--{template.boundary}--{CRLF}".encode("ascii"),
         )
     )
