@@ -4,16 +4,27 @@ RSS and Atom are built with feedgen, one generator per format so that a self lin
 leaks from one format into the other. JSON Feed is written by :func:`json_feed`. Dates
 come from the articles, never from the clock: the feed's ``lastBuildDate``/``updated`` is
 the newest article's ``updated_at``, so rebuilding unchanged content gives the same bytes.
+
+Besides the three subscription formats this module writes RFC 5005 archive pages
+(:func:`atom_archive`), an OPML list of feeds (:func:`opml`) and an HTML index with
+autodiscovery links (:func:`index_html`). No function here reads the clock or the disk.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import mimetypes
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
 
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from publisher import __version__
 from publisher.models import Article
@@ -21,11 +32,34 @@ from publisher.models import Article
 GENERATOR = "publisher"
 GENERATOR_URL = "https://github.com/publisher/publisher"
 FILENAMES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
+MEDIA_TYPES = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+}
+ATOM_NS = "http://www.w3.org/2005/Atom"
+FH_NS = "http://purl.org/syndication/history/1.0"
+ARCHIVE_DIR = "archive"
+DEFAULT_TTL = 60
+# Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry (control characters)."""
+    return _NOT_XML.sub("", text)
 
 
 @dataclass(frozen=True)
 class Channel:
-    """What a feed says about itself."""
+    """What a feed says about itself.
+
+    ``prefix`` is the feed's path below ``feeds_url`` before the format's file name:
+    ``""`` for the main feed (``rss.xml``), ``"tags/research."`` for a topic feed
+    (``tags/research.rss.xml``). ``hub`` is a WebSub hub to advertise; ``prev_archive``
+    the newest RFC 5005 archive page (Atom only); ``feed_id`` the Atom feed id (default:
+    the site URL).
+    """
 
     title: str
     site_url: str
@@ -33,73 +67,197 @@ class Channel:
     description: str
     language: str
     author: str
+    prefix: str = ""
+    hub: str = ""
+    prev_archive: str = ""
+    feed_id: str = ""
+    ttl: int = DEFAULT_TTL
+
+    def path(self, kind: str) -> str:
+        """This channel's feed of ``kind``, relative to the feeds folder."""
+        return f"{self.prefix}{FILENAMES[kind]}"
 
     def self_url(self, kind: str) -> str:
         """The public URL of this channel's feed of ``kind``."""
-        return f"{self.feeds_url.rstrip('/')}/{FILENAMES[kind]}"
+        return f"{self.feeds_url.rstrip('/')}/{self.path(kind)}"
+
+    @property
+    def atom_id(self) -> str:
+        """The Atom feed id: ``feed_id`` when given, else the site URL."""
+        return self.feed_id or self.site_url
+
+
+def archive_path(page: int) -> str:
+    """The path of Atom archive page ``page`` (1 is the oldest), relative to the feeds folder."""
+    return f"{ARCHIVE_DIR}/{page}.{FILENAMES['atom']}"
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} given to the feed writer")
+    return value
 
 
 def _updated(articles: Sequence[Article], fallback: datetime) -> datetime:
-    return max((a.updated_at for a in articles), default=fallback)
+    return max((_aware(a.updated_at) for a in articles), default=_aware(fallback))
 
 
-def _base(channel: Channel, kind: str, updated: datetime) -> FeedGenerator:
+class _Extras(BaseExtension):
+    """Adds the links feedgen cannot write itself (hub, archives) and ``fh:archive``."""
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str, str]] = []  # (rel, href, type)
+        self.archive = False
+
+    def extend_ns(self) -> dict[str, str]:
+        """The RFC 5005 namespace, when this is an archive page."""
+        return {"fh": FH_NS} if self.archive else {}
+
+    def _append(self, parent: Any, tag: str) -> None:
+        for rel, href, media_type in self.links:
+            link = etree.SubElement(parent, tag, href=href, rel=rel)
+            if media_type:
+                link.set("type", media_type)
+
+    def extend_rss(self, feed: Any) -> Any:
+        """Append atom:link elements to the RSS channel."""
+        self._append(feed[0], f"{{{ATOM_NS}}}link")
+        return feed
+
+    def extend_atom(self, feed: Any) -> Any:
+        """Append links (and ``fh:archive``) to the Atom feed."""
+        self._append(feed, f"{{{ATOM_NS}}}link")
+        if self.archive:
+            etree.SubElement(feed, f"{{{FH_NS}}}archive")
+        return feed
+
+
+class _NoEntryExtras(BaseEntryExtension):
+    """Entries need nothing from :class:`_Extras`."""
+
+
+@dataclass
+class _Links:
+    """Extra links of one document: (rel, href, type)."""
+
+    items: list[tuple[str, str, str]] = field(default_factory=list)
+    archive: bool = False
+
+
+def _base(
+    channel: Channel, kind: str, updated: datetime, self_url: str, extras: _Links
+) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.title(channel.title)
-    fg.id(channel.site_url)
+    fg.register_extension("publisher_extras", _Extras, _NoEntryExtras)
+    ext: _Extras = fg.publisher_extras
+    ext.links = list(extras.items)
+    ext.archive = extras.archive
+    if channel.hub:
+        ext.links.insert(0, ("hub", channel.hub, ""))
+    fg.title(xml_safe(channel.title) or "Untitled")
+    fg.id(channel.atom_id)
     fg.language(channel.language)
     fg.generator(GENERATOR, __version__, GENERATOR_URL)
     if channel.author:
-        fg.author({"name": channel.author})
+        fg.author({"name": xml_safe(channel.author)})
     # feedgen takes the RSS channel <link> from the last link() call: self first.
-    fg.link(href=channel.self_url(kind), rel="self")
-    fg.link(href=channel.site_url, rel="alternate")
+    fg.link(href=self_url, rel="self", type=MEDIA_TYPES[kind])
+    fg.link(href=channel.site_url, rel="alternate", type="text/html")
     fg.updated(updated)
     return fg
 
 
+def _image_type(url: str) -> str | None:
+    guessed, _ = mimetypes.guess_type(urlsplit(url).path)
+    return guessed if guessed and guessed.startswith("image/") else None
+
+
+def _author(article: Article, channel: Channel) -> str:
+    """The entry's author, else the channel's author, else the channel's title."""
+    return xml_safe(article.author or channel.author or channel.title) or "Unknown"
+
+
 def rss(articles: Sequence[Article], channel: Channel, now: datetime) -> bytes:
-    """RSS 2.0 with content:encoded (full HTML), dc:creator and atom:link rel=self."""
+    """RSS 2.0: content:encoded (full HTML), dc:creator, enclosure, atom:link rel=self."""
     updated = _updated(articles, now)
-    fg = _base(channel, "rss", updated)
+    fg = _base(channel, "rss", updated, channel.self_url("rss"), _Links())
     fg.load_extension("dc", atom=False, rss=True)
-    fg.description(channel.description or channel.title)
+    fg.description(xml_safe(channel.description or channel.title) or "Untitled")
     fg.lastBuildDate(updated)
-    fg.ttl(60)
+    fg.ttl(channel.ttl)
     for article in articles:
         fe = fg.add_entry(order="append")
-        fe.title(article.title)
+        fe.title(xml_safe(article.title))
         fe.link(href=article.url)
         fe.guid(article.feed_id, permalink=article.feed_id == article.url)
-        fe.description(article.summary or article.title)
-        fe.content(article.content_html, type="html")
-        fe.pubDate(article.published_at)
-        if article.author:
-            fe.dc.dc_creator(article.author)
+        fe.description(xml_safe(article.summary or article.title))
+        fe.content(xml_safe(article.content_html), type="html")
+        fe.pubDate(_aware(article.published_at))
+        fe.dc.dc_creator(_author(article, channel))
         for tag in article.tags:
-            fe.category(term=tag)
+            fe.category(term=xml_safe(tag))
+        if article.image and (media_type := _image_type(article.image)):
+            # RSS requires a length; 0 is the convention when it is not known.
+            fe.enclosure(article.image, 0, media_type)
     return fg.rss_str(pretty=True)
+
+
+def _atom_entries(fg: FeedGenerator, articles: Sequence[Article], channel: Channel) -> None:
+    for article in articles:
+        fe = fg.add_entry(order="append")
+        fe.id(article.feed_id)
+        fe.title(xml_safe(article.title))
+        fe.link(href=article.url, rel="alternate", type="text/html")
+        fe.published(_aware(article.published_at))
+        fe.updated(_aware(article.updated_at))
+        if article.summary:
+            fe.summary(xml_safe(article.summary))
+        fe.content(xml_safe(article.content_html), type="html")
+        fe.author({"name": _author(article, channel)})
+        for tag in article.tags:
+            fe.category(term=xml_safe(tag))
 
 
 def atom(articles: Sequence[Article], channel: Channel, now: datetime) -> bytes:
     """Atom 1.0 with stable entry ids, summary and full HTML content."""
-    fg = _base(channel, "atom", _updated(articles, now))
+    links = _Links()
+    if channel.prev_archive:
+        links.items.append(("prev-archive", channel.prev_archive, MEDIA_TYPES["atom"]))
+    fg = _base(channel, "atom", _updated(articles, now), channel.self_url("atom"), links)
     if channel.description:
-        fg.subtitle(channel.description)
-    for article in articles:
-        fe = fg.add_entry(order="append")
-        fe.id(article.feed_id)
-        fe.title(article.title)
-        fe.link(href=article.url, rel="alternate")
-        fe.published(article.published_at)
-        fe.updated(article.updated_at)
-        if article.summary:
-            fe.summary(article.summary)
-        fe.content(article.content_html, type="html")
-        fe.author({"name": article.author or channel.author or channel.title})
-        for tag in article.tags:
-            fe.category(term=tag)
+        fg.subtitle(xml_safe(channel.description))
+    _atom_entries(fg, articles, channel)
     return fg.atom_str(pretty=True)
+
+
+def atom_archive(
+    articles: Sequence[Article], channel: Channel, page: int, has_next: bool, now: datetime
+) -> bytes:
+    """Atom archive page ``page`` (RFC 5005): ``fh:archive``, current and prev/next-archive.
+
+    Page 1 is the oldest. ``has_next`` says whether a newer page exists; the newest page
+    links to no next-archive (its newer entries are in the subscription document).
+    """
+    base = channel.feeds_url.rstrip("/")
+    links = _Links(archive=True)
+    links.items.append(("current", channel.self_url("atom"), MEDIA_TYPES["atom"]))
+    if page > 1:
+        links.items.append(
+            ("prev-archive", f"{base}/{archive_path(page - 1)}", MEDIA_TYPES["atom"])
+        )
+    if has_next:
+        links.items.append(
+            ("next-archive", f"{base}/{archive_path(page + 1)}", MEDIA_TYPES["atom"])
+        )
+    self_url = f"{base}/{archive_path(page)}"
+    fg = _base(channel, "atom", _updated(articles, now), self_url, links)
+    fg.title(xml_safe(f"{channel.title} (archive page {page})"))
+    _atom_entries(fg, articles, channel)
+    return fg.atom_str(pretty=True)
+
+
+def _rfc3339(value: datetime) -> str:
+    return _aware(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def json_feed(articles: Sequence[Article], channel: Channel, now: datetime) -> bytes:
@@ -115,6 +273,8 @@ def json_feed(articles: Sequence[Article], channel: Channel, now: datetime) -> b
         feed["description"] = channel.description
     if channel.author:
         feed["authors"] = [{"name": channel.author}]
+    if channel.hub:
+        feed["hubs"] = [{"type": "WebSub", "url": channel.hub}]
     items = []
     for article in articles:
         item: dict[str, object] = {
@@ -122,9 +282,9 @@ def json_feed(articles: Sequence[Article], channel: Channel, now: datetime) -> b
             "url": article.url,
             "title": article.title,
             "content_html": article.content_html,
-            "summary": article.summary,
-            "date_published": article.published_at.isoformat().replace("+00:00", "Z"),
-            "date_modified": article.updated_at.isoformat().replace("+00:00", "Z"),
+            "summary": article.summary or article.title,
+            "date_published": _rfc3339(article.published_at),
+            "date_modified": _rfc3339(article.updated_at),
             "tags": list(article.tags),
         }
         if article.author:
@@ -146,3 +306,91 @@ BUILDERS: dict[str, Callable[[Sequence[Article], Channel, datetime], bytes]] = {
 def build(kind: str, articles: Sequence[Article], channel: Channel, now: datetime) -> bytes:
     """The feed of ``kind`` (``rss``, ``atom`` or ``json``) for ``articles`` (newest first)."""
     return BUILDERS[kind](articles, channel, now)
+
+
+# -- lists of feeds ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedGroup:
+    """A titled group of channels for the index (``Main``, ``Topics``, ``Authors``)."""
+
+    title: str
+    channels: tuple[Channel, ...]
+
+
+def opml(title: str, groups: Sequence[FeedGroup], formats: Sequence[str]) -> bytes:
+    """OPML 2.0 listing every feed (RSS when written, else the first format), by group."""
+    kind = "rss" if "rss" in formats else formats[0]
+    root = etree.Element("opml", version="2.0")
+    head = etree.SubElement(root, "head")
+    etree.SubElement(head, "title").text = xml_safe(title)
+    body = etree.SubElement(root, "body")
+    for group in groups:
+        if not group.channels:
+            continue
+        outline = etree.SubElement(body, "outline", text=xml_safe(group.title))
+        for channel in group.channels:
+            etree.SubElement(
+                outline,
+                "outline",
+                type="rss",
+                text=xml_safe(channel.title),
+                title=xml_safe(channel.title),
+                xmlUrl=channel.self_url(kind),
+                htmlUrl=channel.site_url,
+            )
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+
+
+_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+
+
+def index_html(
+    title: str,
+    main: Channel,
+    groups: Sequence[FeedGroup],
+    formats: Sequence[str],
+    *,
+    language: str = "en",
+    archive_pages: int = 0,
+    opml_url: str = "",
+) -> bytes:
+    """An HTML page listing every feed, with ``<link rel="alternate">`` autodiscovery tags.
+
+    With ``archive_pages`` it also links the Atom archive pages, newest first.
+    """
+    esc = html.escape
+    lines = [
+        "<!DOCTYPE html>",
+        f'<html lang="{esc(language)}">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{esc(title)}</title>",
+    ]
+    for kind in formats:
+        lines.append(
+            f'<link rel="alternate" type="{MEDIA_TYPES[kind]}" '
+            f'title="{esc(main.title)} ({_LABELS[kind]})" href="{esc(main.self_url(kind))}">'
+        )
+    lines += ["</head>", "<body>", f"<h1>{esc(title)}</h1>"]
+    if opml_url:
+        lines.append(f'<p><a href="{esc(opml_url)}">All feeds as OPML</a></p>')
+    for group in groups:
+        if not group.channels:
+            continue
+        lines += [f"<h2>{esc(group.title)}</h2>", "<ul>"]
+        for channel in group.channels:
+            links = ", ".join(
+                f'<a href="{esc(channel.self_url(kind))}">{_LABELS[kind]}</a>' for kind in formats
+            )
+            lines.append(f"<li>{esc(channel.title)}: {links}</li>")
+        lines.append("</ul>")
+    if archive_pages:
+        base = main.feeds_url.rstrip("/")
+        lines += ["<h2>Archive</h2>", "<ul>"]
+        for page in range(archive_pages, 0, -1):
+            lines.append(f'<li><a href="{esc(base)}/{archive_path(page)}">Page {page}</a></li>')
+        lines.append("</ul>")
+    lines += ["</body>", "</html>", ""]
+    return "\n".join(xml_safe(line) for line in lines).encode("utf-8")
