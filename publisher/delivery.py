@@ -1,24 +1,38 @@
 """The delivery engine (store, transport and clock I/O): claim, send, record, retry.
 
 Each ``[delivery] connections`` worker thread has its own transport connection and loops:
-claim a batch of due deliveries under a lease, personalise and send each message, and
-record the results in one transaction per batch, or sooner when a second has passed. A
-crash leaves claimed rows in ``sending``; when their lease expires they are claimed again,
-so nothing queued is lost and only messages in flight at the crash can go twice (with the
-same Message-ID). Temporary failures (4xx, dropped connections) are retried with
-exponential backoff and jitter; 5xx replies are permanent.
+claim a batch of due deliveries under a lease, personalise (and DKIM-sign) each message,
+send it, and record the results in one transaction per batch, or sooner when a second has
+passed. A crash leaves claimed rows in ``sending``; when their lease expires they are
+claimed again, so nothing queued is lost and only messages in flight at the crash can go
+twice (with the same Message-ID; such take-overs are counted as ``recovered``).
+
+Replies are sorted here:
+
+- 2xx: ``sent``;
+- 5xx: permanent, ``failed``; a 5.1.x "no such user" is ``bounced`` and the subscriber is
+  marked ``bounced`` so they are not mailed again;
+- 4xx, a dropped connection or a timeout: retried with exponential backoff and jitter, up
+  to ``max_attempts``;
+- 421 or 4.7.x ("slow down"): retried like a 4xx, and every connection of this process
+  pauses (``throttle_seconds``, doubling while the relay keeps refusing); the pause is
+  written to the store so ``publisher status`` shows it.
+
+A stop (SIGTERM) lets each thread finish the message in flight, records the results and
+puts the rest of its claimed batch back in the queue, so a later run goes on from there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from publisher.config import DeliveryConfig
@@ -29,15 +43,29 @@ from publisher.store import Store
 from publisher.transports import Transport
 
 FLUSH_SECONDS = 1.0
+MAX_PAUSE_SECONDS = 600.0
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+Signer = Callable[[bytes], bytes]
 
 
 @dataclass
 class DeliveryResult:
-    """Counts of one delivery run of an issue."""
+    """Counts of one delivery run of an issue (``recovered`` are possible duplicates)."""
 
     sent: int = 0
     failed: int = 0
+    bounced: int = 0
     retrying: int = 0
+    released: int = 0
+    recovered: int = 0
+    throttled: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        """Messages with a final outcome in this run."""
+        return self.sent + self.failed + self.bounced
 
 
 def retry_delay(attempt: int, delivery_id: int, base_seconds: int) -> timedelta:
@@ -47,24 +75,53 @@ def retry_delay(attempt: int, delivery_id: int, base_seconds: int) -> timedelta:
     return timedelta(seconds=min(seconds, 6 * 3600))
 
 
+def is_bounce(code: int | None, reply: str) -> bool:
+    """A permanent "no such user / bad mailbox" reply (enhanced status 5.1.x)."""
+    match = _ENHANCED.search(reply)
+    return bool(code and code >= 500 and match and match[1] == "5" and match[2] == "1")
+
+
+def is_throttle(code: int | None, reply: str) -> bool:
+    """The relay asks us to slow down: 421, or enhanced status 4.7.x."""
+    match = _ENHANCED.search(reply)
+    return code == 421 or bool(
+        code and 400 <= code < 500 and match and match[1] == "4" and match[2] == "7"
+    )
+
+
 class RateLimiter:
-    """A token bucket shared by every sending thread (``rate`` messages per second)."""
+    """A token bucket shared by every sending thread (``rate`` messages per second).
+
+    It can also be paused for a while (the relay said "slow down"); waits are cut short
+    when ``stopping()`` turns true, so a SIGTERM is never held up by a pause.
+    """
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self._lock = threading.Lock()
         self._next = time.monotonic()
+        self._paused_until = 0.0
 
-    def wait(self) -> None:
-        """Block until the next message may go."""
-        if self.rate <= 0:
-            return
+    def pause(self, seconds: float) -> None:
+        """Let no message go for ``seconds`` from now."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def wait(self, stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Block until the next message may go; False when ``stopping()`` turned true."""
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + 1.0 / self.rate
-        if start > now:
-            time.sleep(start - now)
+            start = max(now, self._paused_until)
+            if self.rate > 0:
+                start = max(start, self._next)
+                self._next = start + 1.0 / self.rate
+        while True:
+            left = start - time.monotonic()
+            if left <= 0:
+                return True
+            if stopping():
+                return False
+            time.sleep(min(left, 0.1))
 
 
 def worker_name() -> str:
@@ -91,6 +148,36 @@ class _Urls:
         )
 
 
+class _Throttle:
+    """The shared "slow down" state: consecutive refusals double the pause."""
+
+    def __init__(self, base_seconds: float) -> None:
+        self.base = base_seconds
+        self.streak = 0
+        self.lock = threading.Lock()
+
+    def refused(self) -> float:
+        with self.lock:
+            self.streak += 1
+            return min(self.base * 2 ** (self.streak - 1), MAX_PAUSE_SECONDS)
+
+    def accepted(self) -> None:
+        if self.streak:
+            with self.lock:
+                self.streak = 0
+
+
+def _outcome(recipient: Recipient, exc: DeliveryError) -> SendOutcome:
+    return SendOutcome(
+        recipient.delivery_id,
+        False,
+        exc.message,
+        exc.permanent,
+        exc.code,
+        bounce=exc.permanent and is_bounce(exc.code, exc.message),
+    )
+
+
 def deliver_issue(
     store: Store,
     template: MessageTemplate,
@@ -102,16 +189,36 @@ def deliver_issue(
     clock: Callable[[], datetime],
     label: str,
     stop: threading.Event | None = None,
+    sign: Signer | None = None,
+    progress: Callable[[DeliveryResult], None] | None = None,
 ) -> DeliveryResult:
-    """Send every due delivery of the issue; return the counts of this run."""
+    """Send every due delivery of the issue; return the counts of this run.
+
+    ``stop`` ends the run early: messages in flight are finished and recorded, claimed
+    ones not yet sent go back to the queue. ``sign`` (DKIM) is applied to every message;
+    ``progress`` is called with the running counts after each recorded batch.
+    """
     stop = stop or threading.Event()
+    halt = threading.Event()  # set when one thread failed: the others stop too
     limiter = RateLimiter(settings.rate_limit)
+    throttle = _Throttle(settings.throttle_seconds)
     urls = _Urls(base_url, make_token)
     result = DeliveryResult()
     lock = threading.Lock()
     worker = worker_name()
+    workers = max(1, settings.connections)
+    batch_size = settings.batch_size
+    if settings.rate_limit > 0:
+        # A slow rate must not hold a claim past half its lease (another worker would retake it).
+        per_thread = settings.rate_limit / workers
+        batch_size = max(1, min(batch_size, int(per_thread * settings.lease_seconds / 2)))
+
+    def stopping() -> bool:
+        return stop.is_set() or halt.is_set()
 
     def record(pending: list[tuple[SendOutcome, int]]) -> None:
+        if not pending:
+            return
         store.record_outcomes(
             pending,
             clock(),
@@ -125,62 +232,95 @@ def deliver_issue(
                 if outcome.ok:
                     result.sent += 1
                 elif outcome.permanent or attempt >= settings.max_attempts:
-                    result.failed += 1
+                    if outcome.bounce:
+                        result.bounced += 1
+                    else:
+                        result.failed += 1
                 else:
                     result.retrying += 1
+            if progress is not None:
+                progress(result)
+
+    def slow_down(reply: str) -> None:
+        seconds = throttle.refused()
+        limiter.pause(seconds)
+        with lock:
+            result.throttled += 1
+        store.set_throttle(clock() + timedelta(seconds=seconds), reply, worker)
+
+    def send_batch(transport: Transport, batch: list[Recipient]) -> None:
+        pending: list[tuple[SendOutcome, int]] = []
+        flushed = time.monotonic()
+        handled = 0
+        try:
+            for recipient in batch:
+                if stopping() or not limiter.wait(stopping):
+                    break
+                message = personalize(template, urls.personal(recipient))
+                if sign is not None:
+                    message = sign(message)
+                name = f"{label}-{recipient.subscriber_id:07d}"
+                try:
+                    reply = transport.send(settings.from_, recipient.email, message, name)
+                except DeliveryError as exc:
+                    handled += 1
+                    pending.append((_outcome(recipient, exc), recipient.attempts))
+                    if is_throttle(exc.code, exc.message):
+                        slow_down(exc.message)
+                        break  # the rest of the batch goes back to the queue
+                else:
+                    handled += 1
+                    throttle.accepted()
+                    pending.append(
+                        (SendOutcome(recipient.delivery_id, True, reply), recipient.attempts)
+                    )
+                if time.monotonic() - flushed >= FLUSH_SECONDS:
+                    record(pending)
+                    pending, flushed = [], time.monotonic()
+        finally:
+            record(pending)
+            unsent = [r.delivery_id for r in batch[handled:]]
+            if unsent:
+                released = store.release_claims(unsent, clock())
+                with lock:
+                    result.released += released
 
     def run_worker(index: int) -> None:
         transport = transport_factory()
-        transport.open()
         try:
-            while not stop.is_set():
+            transport.open()
+            while not stopping():
                 batch = store.claim_batch(
-                    template.issue_id,
-                    f"{worker}/{index}",
-                    clock(),
-                    settings.batch_size,
+                    template.issue_id, f"{worker}/{index}", clock(), batch_size,
                     settings.lease_seconds,
-                )
+                )  # fmt: skip
                 if not batch:
                     return
-                pending: list[tuple[SendOutcome, int]] = []
-                flushed = time.monotonic()
-                for recipient in batch:
-                    if stop.is_set():
-                        break
-                    limiter.wait()
-                    message = personalize(template, urls.personal(recipient))
-                    name = f"{label}-{recipient.subscriber_id:07d}"
-                    try:
-                        reply = transport.send(settings.from_, recipient.email, message, name)
-                        pending.append(
-                            (SendOutcome(recipient.delivery_id, True, reply), recipient.attempts)
-                        )
-                    except DeliveryError as exc:
-                        pending.append(
-                            (
-                                SendOutcome(
-                                    recipient.delivery_id,
-                                    False,
-                                    exc.message,
-                                    exc.permanent,
-                                    exc.code,
-                                ),
-                                recipient.attempts,
-                            )
-                        )
-                    if time.monotonic() - flushed >= FLUSH_SECONDS:
-                        record(pending)
-                        pending, flushed = [], time.monotonic()
-                record(pending)
+                with lock:
+                    result.recovered += sum(r.recovered for r in batch)
+                send_batch(transport, batch)
+        except BaseException:
+            halt.set()
+            raise
         finally:
             transport.close()
 
-    workers = max(1, settings.connections)
     if workers == 1:
         run_worker(0)
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-            for future in [pool.submit(run_worker, i) for i in range(workers)]:
-                future.result()
+            futures = [pool.submit(run_worker, i) for i in range(workers)]
+            errors = [f.exception() for f in futures]
+            first = next((e for e in errors if e is not None), None)
+            if first is not None:
+                raise first
     return result
+
+
+def make_signer(settings: DeliveryConfig) -> Signer | None:
+    """The DKIM signer configured by ``[delivery.dkim]``, or None."""
+    if settings.dkim is None:
+        return None
+    from publisher.dkim import DkimSigner
+
+    return DkimSigner.from_config(settings.dkim).sign

@@ -76,6 +76,7 @@ class Recipient:
     name: str
     digest_id: str
     attempts: int
+    recovered: bool = False  # taken over from an expired lease: the message may already be out
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class SendOutcome:
     reply: str = ""
     permanent: bool = False
     code: int | None = None
+    bounce: bool = False  # a 5.1.x "no such user": the subscriber is marked bounced
 
 
 @dataclass
@@ -111,3 +113,6 @@ class SendReport:
     failed: int = 0
     retrying: int = 0
     note: str = ""
+    bounced: int = 0
+    recovered: int = 0  # taken over from a crashed sender's expired lease: possible duplicates
+    released: int = 0  # claimed, then put back unsent by a graceful stop

@@ -152,21 +152,34 @@ class SmtpTransport:
             self._smtp.sendmail(sender, [recipient], message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients.get(recipient, (450, b"recipient refused"))
+            if code == 421:
+                self._drop()
             raise DeliveryError(f"{code} {_text(reply)}", code=code, permanent=code >= 500) from exc
         except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code == 421:  # "closing the connection": the next send reconnects
+                self._drop()
             raise DeliveryError(
                 f"{exc.smtp_code} {_text(exc.smtp_error)}",
                 code=exc.smtp_code,
                 permanent=exc.smtp_code >= 500,
             ) from exc
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
-            self._smtp = None
+            self._drop()
             raise DeliveryError(f"connection lost: {exc}") from exc
         except smtplib.SMTPException as exc:
             self._smtp = None
             raise DeliveryError(f"smtp error: {exc}") from exc
         self._sent_on_connection += 1
         return "250 ok"
+
+    def _drop(self) -> None:
+        """Forget a connection the server is closing."""
+        if self._smtp is not None:
+            try:
+                self._smtp.close()
+            except OSError:
+                pass
+            self._smtp = None
 
     def close(self) -> None:
         """QUIT politely; ignore a connection that is already gone."""

@@ -1,16 +1,35 @@
-"""The delivery engine against a real SMTP server: retries, permanent failures, resume."""
+"""The delivery engine against a real SMTP server: retries, bounces, drops, rate, slow-down.
+
+The server is aiosmtpd with a scripted handler (:class:`ScriptedHandler`) that can answer
+chosen recipients with a chosen reply (always, or once), drop the connection after K
+messages, and records when each message arrived. The process-level tests (kill -9,
+SIGTERM, two workers) are in ``test_delivery_process.py`` and reuse these helpers.
+"""
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import insert
+
 from publisher import pipeline
 from publisher.config import load
-from publisher.delivery import retry_delay
-from tests.conftest import SmtpServer, write_config
+from publisher.delivery import RateLimiter, is_bounce, is_throttle, retry_delay
+from publisher.store import Store
+from publisher.store.schema import subscribers, subscriptions
+from tests.conftest import SmtpServer, free_port, run_cli, write_config
 
 T0 = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+_MESSAGE_ID = re.compile(rb"^Message-ID: (\S+)\r?$", re.M | re.I)
 
 
 class Clock:
@@ -21,41 +40,171 @@ class Clock:
         return self.at
 
 
-def test_451_is_retried_550_is_permanent_and_the_batch_goes_on(
-    tmp_path: Path, smtp_server: SmtpServer
+@dataclass
+class Received:
+    rcpt: str
+    message_id: str
+    at: float
+    raw: bytes | None
+
+
+@dataclass
+class ScriptedHandler:
+    """An SMTP handler told how to misbehave; it records every accepted message."""
+
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    rcpt_replies_once: dict[str, str] = field(default_factory=dict)
+    drop_after: int | None = None  # close the connection at the MAIL after this many messages
+    keep_raw: bool = False
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        if self.drop_after is not None and len(self.received) >= self.drop_after:
+            self.drop_after = None
+            server.transport.close()
+            return "421 4.4.2 dropped (never seen by the client)"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        once = self.rcpt_replies_once.pop(address, None)
+        reply = once or self.rcpt_replies.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        raw = envelope.original_content
+        match = _MESSAGE_ID.search(raw)
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.received.append(
+                    Received(
+                        rcpt,
+                        match[1].decode() if match else "",
+                        time.monotonic(),
+                        raw if self.keep_raw else None,
+                    )
+                )
+        return "250 2.0.0 accepted"
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.received)
+
+    def per_rcpt(self) -> Counter[str]:
+        with self.lock:
+            return Counter(r.rcpt for r in self.received)
+
+
+@pytest.fixture
+def scripted() -> Iterator[SmtpServer]:
+    """A real aiosmtpd server with a :class:`ScriptedHandler`."""
+    handler = ScriptedHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpServer("127.0.0.1", port, handler)  # type: ignore[arg-type]
+    finally:
+        controller.stop()
+
+
+def add_many(store: Store, n: int, digest: str = "daily", start: int = 0) -> list[str]:
+    """Insert ``n`` active subscribers of ``digest`` in a few statements (fast set-up)."""
+    emails = [f"user{i:06d}@example.org" for i in range(start, start + n)]
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(subscribers),
+            [
+                {"email": e, "name": f"Reader {i}", "status": "active", "created_at": T0,
+                 "updated_at": T0}
+                for i, e in enumerate(emails)
+            ],
+        )  # fmt: skip
+        ids = dict(conn.execute(subscribers.select().with_only_columns(
+            subscribers.c.email, subscribers.c.id)).all())  # fmt: skip
+        conn.execute(
+            insert(subscriptions),
+            [
+                {"subscriber_id": ids[e], "digest_id": digest, "frequency": "every",
+                 "tags": "[]", "created_at": T0}
+                for e in emails
+            ],
+        )  # fmt: skip
+    return emails
+
+
+def smtp_app(
+    tmp_path: Path, server: SmtpServer, extra_delivery: str = "", clock: Clock | None = None
+) -> pipeline.App:
+    config_path = write_config(tmp_path, transport="smtp", smtp=server)
+    if extra_delivery:
+        text = config_path.read_text().replace(
+            "retry_base_seconds = 60\n", f"retry_base_seconds = 60\n{extra_delivery}\n"
+        )
+        config_path.write_text(text)
+    return pipeline.open_app(load(config_path), clock=clock or Clock(T0))
+
+
+def test_451_is_retried_550_bounces_and_the_batch_goes_on(
+    tmp_path: Path, scripted: SmtpServer
 ) -> None:
-    smtp_server.handler.rcpt_replies = {
+    handler: ScriptedHandler = scripted.handler  # type: ignore[assignment]
+    handler.rcpt_replies = {
         "later@example.org": "451 4.3.0 Try again later",
         "gone@example.org": "550 5.1.1 No such user",
+        "policy@example.org": "554 5.7.1 Rejected by policy",
     }
-    config = load(write_config(tmp_path, transport="smtp", smtp=smtp_server))
     clock = Clock(T0)
-    app = pipeline.open_app(config, clock=clock)
-    for address in ("a@example.org", "later@example.org", "gone@example.org", "z@example.org"):
+    app = smtp_app(tmp_path, scripted, clock=clock)
+    addresses = ("a@example.org", "later@example.org", "gone@example.org",
+                 "policy@example.org", "z@example.org")  # fmt: skip
+    for address in addresses:
         app.store.add_subscriber(address, "", ["daily"], T0)
     pipeline.collect(app)
     [report] = pipeline.send_digest(app, "daily")
-    assert (report.sent, report.failed, report.retrying) == (2, 1, 1)
-    assert sorted(r[1][0] for r in smtp_server.handler.messages) == [
-        "a@example.org",
-        "z@example.org",
+    assert (report.sent, report.failed, report.bounced, report.retrying) == (2, 1, 1, 1)
+    assert sorted(handler.per_rcpt()) == ["a@example.org", "z@example.org"]
+    assert sorted(app.store.failures(report.issue.id)) == [
+        ("550 5.1.1 No such user", 1),
+        ("554 5.7.1 Rejected by policy", 1),
     ]
-    assert app.store.failures(report.issue.id) == [("550 5.1.1 No such user", 1)]
+    # The 5.1.1 marks the subscriber bounced; a 5.7.1 policy refusal does not.
+    status = {s.email: s.status for s in app.store.list_subscribers()}
+    assert status["gone@example.org"] == "bounced"
+    assert status["policy@example.org"] == "active"
 
     # Not due yet: nothing is sent. After the backoff, the server accepts it.
     [early] = pipeline.send_digest(app, "daily")
     assert early.sent == 0
-    smtp_server.handler.rcpt_replies.pop("later@example.org")
+    handler.rcpt_replies.pop("later@example.org")
     clock.at = T0 + timedelta(hours=1)
     [resumed] = pipeline.send_digest(app, "daily")
     assert resumed.sent == 1 and resumed.note == "resumed"
     counts = app.store.delivery_counts(report.issue.id)
-    assert counts["sent"] == 3 and counts["failed"] == 1 and counts["queued"] == 0
+    assert (counts["sent"], counts["failed"], counts["bounced"], counts["queued"]) == (3, 1, 1, 0)
     assert app.store.list_issues()[0].status == "sent"
-    # The same Message-ID would be used again for the same (issue, subscriber).
-    ids = [m["Message-ID"] for m in smtp_server.handler.parsed()]
-    assert len(set(ids)) == 3
+    assert len({r.message_id for r in handler.received}) == 3
+
+    # `status ISSUE` shows the counts and the most common failure replies.
+    out = run_cli(app.config.path, "status", str(report.issue.id), now=clock.at.isoformat()).stdout
+    assert "3 sent, 1 failed, 1 bounced" in out
+    assert "1 x 550 5.1.1 No such user" in out and "ETA" in out
     app.store.close()
+
+
+def test_reply_classification() -> None:
+    assert is_bounce(550, "550 5.1.1 <x@example.org>: Recipient address rejected")
+    assert is_bounce(553, "553 5.1.3 bad address syntax")
+    assert not is_bounce(550, "550 5.7.1 spam")
+    assert not is_bounce(450, "450 4.1.1 mailbox busy")
+    assert is_throttle(421, "421 Service not available")
+    assert is_throttle(450, "450 4.7.0 too many messages, slow down")
+    assert not is_throttle(451, "451 4.3.0 try later")
 
 
 def test_retry_delay_grows_with_jitter() -> None:
@@ -65,10 +214,70 @@ def test_retry_delay_grows_with_jitter() -> None:
     assert retry_delay(1, 8, 60) != retry_delay(1, 7, 60)
 
 
-def test_unreachable_smtp_server_loses_nothing(tmp_path: Path) -> None:
-    from aiosmtpd.controller import Controller
+def test_resumes_after_the_connection_drops(tmp_path: Path, scripted: SmtpServer) -> None:
+    handler: ScriptedHandler = scripted.handler  # type: ignore[assignment]
+    handler.drop_after = 3
+    clock = Clock(T0)
+    app = smtp_app(tmp_path, scripted, clock=clock)
+    emails = add_many(app.store, 8)
+    pipeline.collect(app)
+    [report] = pipeline.send_digest(app, "daily")
+    # The message caught by the drop is retried later; the rest go out on a new connection.
+    assert (report.sent, report.retrying, report.failed) == (7, 1, 0)
+    clock.at = T0 + timedelta(minutes=5)
+    [resumed] = pipeline.send_digest(app, "daily")
+    assert resumed.sent == 1
+    assert handler.per_rcpt() == Counter({e: 1 for e in emails})
+    assert app.store.delivery_counts(report.issue.id)["sent"] == 8
+    app.store.close()
 
-    from tests.conftest import RecordingHandler, free_port, run_cli
+
+def test_rate_limit_holds_within_15_percent(tmp_path: Path, scripted: SmtpServer) -> None:
+    handler: ScriptedHandler = scripted.handler  # type: ignore[assignment]
+    app = smtp_app(tmp_path, scripted, "rate_limit = 20\nconnections = 2")
+    add_many(app.store, 75)
+    pipeline.collect(app)
+    pipeline.send_digest(app, "daily")
+    times = sorted(r.at for r in handler.received)
+    assert len(times) == 75
+    in_three_seconds = sum(1 for t in times if t - times[0] < 3.0)
+    assert abs(in_three_seconds - 60) <= 0.15 * 60, in_three_seconds
+    app.store.close()
+
+
+def test_slow_down_reply_pauses_and_shows_in_status(tmp_path: Path, scripted: SmtpServer) -> None:
+    handler: ScriptedHandler = scripted.handler  # type: ignore[assignment]
+    emails = [f"user{i:06d}@example.org" for i in range(6)]
+    handler.rcpt_replies_once = {emails[2]: "421 4.7.0 Too many messages, slow down"}
+    clock = Clock(T0)
+    app = smtp_app(tmp_path, scripted, "throttle_seconds = 1", clock=clock)
+    add_many(app.store, 6)
+    pipeline.collect(app)
+    started = time.monotonic()
+    [report] = pipeline.send_digest(app, "daily")
+    assert (report.sent, report.retrying) == (5, 1)
+    # After the 421 every connection waited the backoff before the next message.
+    after = [r.at for r in handler.received if r.rcpt in emails[3:]]
+    assert min(after) - started >= 0.9
+    throttle = app.store.throttle()
+    assert throttle is not None and "4.7.0" in throttle["reply"]
+    out = run_cli(app.config.path, "status", str(report.issue.id), now=T0.isoformat()).stdout
+    assert "backoff" in out and "slow down" in out
+    app.store.close()
+
+
+def test_rate_limiter_pause_is_cut_short_by_a_stop() -> None:
+    limiter = RateLimiter(0)
+    limiter.pause(30)
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    assert limiter.wait(stop.is_set) is False
+    assert time.monotonic() - started < 1
+
+
+def test_unreachable_smtp_server_loses_nothing(tmp_path: Path) -> None:
+    from tests.conftest import RecordingHandler
 
     down = SmtpServer("127.0.0.1", free_port(), RecordingHandler())  # nothing listens yet
     config = write_config(tmp_path, transport="smtp", smtp=down)
