@@ -170,16 +170,27 @@ def _qp(text: str) -> bytes:
     return _BARE_LF.sub(b"\r\n", encoded)
 
 
-def personalize(template: MessageTemplate, person: Personal) -> bytes:
-    """The complete message bytes for one recipient."""
+def _values(person: Personal, *, html_escape: bool) -> dict[str, str]:
     name = clean_header_text(person.name, max_length=MAX_NAME)
-    greeting = f"Hi {name}," if name else "Hello,"
-    text_values = {
-        GREETING: greeting,
+    values = {
+        GREETING: f"Hi {name}," if name else "Hello,",
         UNSUBSCRIBE_URL: person.unsubscribe_url,
         PREFERENCES_URL: person.preferences_url,
     }
-    html_values = {key: html.escape(value) for key, value in text_values.items()}
+    return {k: html.escape(v) for k, v in values.items()} if html_escape else values
+
+
+def fill_placeholders(body: str, person: Personal, *, html: bool) -> str:
+    """``body`` with the placeholders replaced for ``person`` (HTML-escaped when ``html``)."""
+    values = _values(person, html_escape=html)
+    return _PLACEHOLDER.sub(lambda m: values[m.group(0)], body)
+
+
+def personalize(template: MessageTemplate, person: Personal) -> bytes:
+    """The complete message bytes for one recipient."""
+    name = clean_header_text(person.name, max_length=MAX_NAME)
+    text_values = _values(person, html_escape=False)
+    html_values = _values(person, html_escape=True)
     personal = (
         f"To: {_address(name, person.email)}{CRLF}"
         f"Message-ID: {message_id(template, person.subscriber_id)}{CRLF}"
