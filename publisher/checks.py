@@ -1,0 +1,158 @@
+"""``publisher check``: a pre-flight checklist (reads the config, templates, store; talks to
+the SMTP relay without sending anything).
+
+Each check returns a :class:`Check` with a one-line detail; :func:`run_checks` runs them in
+order and never raises, so the operator sees every problem at once. Checks that need the
+config are skipped (and reported failed) when the config itself does not load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from publisher import config as config_module
+from publisher import render
+from publisher.config import Config
+from publisher.errors import PublisherError
+from publisher.models import Article, Citation
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the checklist."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def sample_articles(now: datetime) -> list[Article]:
+    """Two made-up articles in the shape of real ones, for rendering the templates."""
+    body = (
+        "<h2>What was found</h2><p>A <a href='https://example.org/study'>fictional study</a> "
+        "of 120 patients.</p><blockquote><p>Promising, if early.</p></blockquote>"
+    )
+    return [
+        Article(
+            source="check",
+            guid=f"sample-{i}",
+            title=f"Sample Article {i}: Registry Review Finds Steady Gains",
+            url=f"https://news.example.org/sample-{i}/",
+            published_at=now - timedelta(hours=i),
+            updated_at=now - timedelta(hours=i),
+            content_html=body,
+            summary="A made-up summary used only to check that the templates render.",
+            author="Check Writer",
+            tags=("research", "sample"),
+            citations=(Citation("Example A, et al. J Examples, 2026", "https://example.org/j"),),
+            id=-i,
+        )
+        for i in (1, 2)
+    ]
+
+
+def check_config(path: Path) -> tuple[Check, Config | None]:
+    """Load and validate the config file."""
+    try:
+        config = config_module.load(path)
+    except PublisherError as exc:
+        return Check("config", False, str(exc)), None
+    detail = (
+        f"{config.path.name}: {len(config.digests)} digest(s), {len(config.sources)} source(s), "
+        f"transport {config.delivery.transport}"
+    )
+    return Check("config", True, detail), config
+
+
+def check_templates(config: Config, now: datetime) -> Check:
+    """Render every digest's templates with sample articles (HTML inlined, and text)."""
+    try:
+        templates = render.load_templates(config.site.templates_dir)
+        base = config.web.base_url.rstrip("/")
+        links = render.IssueLinks(
+            view_url=f"{base}/archive/check.html",
+            more_url=f"{base}/archive/",
+            subscribe_url=f"{base}/subscribe",
+        )
+        sizes = []
+        for digest in config.digests:
+            rendered = render.render_issue(
+                templates, config.site, digest, sample_articles(now), now, links=links
+            )
+            if not rendered.html.strip() or not rendered.text.strip():
+                return Check("templates", False, f"digest {digest.id!r}: an empty part")
+            sizes.append(f"{digest.id} {len(rendered.html.encode()) // 1024} KB")
+    except PublisherError as exc:
+        return Check("templates", False, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a template error of any kind is the finding
+        return Check("templates", False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+    return Check(
+        "templates", True, "rendered with sample data: " + (", ".join(sizes) or "no digests")
+    )
+
+
+def check_transport(config: Config, factory: Callable[[Config], object] | None = None) -> Check:
+    """Open the transport and close it: SMTP connect, EHLO, STARTTLS and AUTH, no mail."""
+    from publisher.transports import make_transport
+
+    transport = (factory or make_transport)(config)
+    if config.delivery.transport == "smtp":
+        smtp = config.smtp
+        where = f"{smtp.host}:{smtp.port} ({smtp.security}{', auth ' + smtp.username if smtp.username else ''})"
+    else:
+        where = f"outbox {config.delivery.outbox_dir}"
+    try:
+        transport.open()  # type: ignore[attr-defined]
+        transport.close()  # type: ignore[attr-defined]
+    except PublisherError as exc:
+        return Check(config.delivery.transport, False, str(exc))
+    except OSError as exc:
+        return Check(config.delivery.transport, False, f"{where}: {exc}")
+    verb = (
+        "connected, EHLO and login accepted, nothing sent"
+        if config.delivery.transport == "smtp"
+        else "writable"
+    )
+    return Check(config.delivery.transport, True, f"{where}: {verb}")
+
+
+def check_store(config: Config) -> Check:
+    """Open the store (applying migrations) and count what it holds."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from publisher.store import Store, translate
+
+    try:
+        store = Store.open(config.store_url)
+    except PublisherError as exc:
+        return Check("store", False, str(exc))
+    except SQLAlchemyError as exc:
+        return Check("store", False, str(translate(exc)))
+    try:
+        count = store.count_articles()
+        subs = sum(1 for _ in store.list_subscribers("active"))
+    except SQLAlchemyError as exc:
+        return Check("store", False, str(translate(exc)))
+    finally:
+        store.close()
+    shown = config.store_url.split("@")[-1]
+    return Check(
+        "store",
+        True,
+        f"{shown}: schema up to date, {count} article(s), {subs} active subscriber(s)",
+    )
+
+
+def run_checks(path: Path, now: datetime) -> list[Check]:
+    """Every check, in order: config, templates, transport, store."""
+    first, config = check_config(path)
+    if config is None:
+        skipped = [
+            Check(n, False, "skipped: the config does not load")
+            for n in ("templates", "transport", "store")
+        ]
+        return [first, *skipped]
+    return [first, check_templates(config, now), check_transport(config), check_store(config)]
