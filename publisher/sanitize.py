@@ -93,7 +93,7 @@ def clean_header_text(text: str, *, max_length: int = 250) -> str:
         except (HeaderParseError, LookupError, UnicodeError, ValueError):
             text = _ENCODED_WORD.sub(lambda m: m.group(0).replace("=?", "= ?"), text)
             break
-    text = _CONTROL.sub(" ", unicodedata.normalize("NFC", text))
+    text = xml_safe(_CONTROL.sub(" ", unicodedata.normalize("NFC", text)))
     text = " ".join(text.split())
     if _ENCODED_WORD.search(text):
         # Still looks like an encoded word after decoding: defang it so no client decodes it.
