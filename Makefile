@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,5 +25,8 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest
 
+screenshots: $(STAMP)
+	$(BIN)/python bench/screenshots.py --out screenshots
+
 clean:
-	rm -rf $(VENV) publisher.db publisher.db-* outbox feeds/*.xml feeds/*.json feeds/tags preview-*.html
+	rm -rf $(VENV) publisher.db publisher.db-* outbox archive screenshots feeds/*.xml feeds/*.json feeds/*.opml feeds/index.html feeds/tags feeds/authors feeds/archive preview-*.html preview-*.txt

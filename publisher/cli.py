@@ -6,8 +6,8 @@ Exit codes: 0 ok, 1 an operational error (one line on stderr), 2 a usage error.
 from __future__ import annotations
 
 import csv
-import html
 import io
+import json
 import logging
 import sys
 from datetime import timedelta
@@ -48,15 +48,23 @@ class _Group(click.Group):
     help="Config file. Default: $PUBLISHER_CONFIG, else ./config.toml.",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+    help="Log lines on stderr: human-readable, or one JSON object per line for log shippers.",
+)
 @click.version_option(__version__, prog_name="publisher")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_path: Path | None, verbose: int, log_format: str = "human") -> None:
     """Collect articles, write RSS/Atom/JSON feeds, and send email digests.
 
     Everything is configured in config.toml; see README.md for every key.
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from publisher import logs
+
+    logs.setup(log_format, logging.WARNING - 10 * min(verbose, 2))
     ctx.obj = config_path or config_module.default_path()
 
 
@@ -103,6 +111,10 @@ def _print_feeds(report: pipeline.FeedsReport) -> None:
         click.echo(
             f"feeds     {len(report.unchanged)} file(s) already up to date ({report.entries} entries)"
         )
+    if report.websub:
+        click.echo(f"websub    {report.websub}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()
@@ -116,10 +128,39 @@ def collect(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option(
+    "--force", is_flag=True, help="Rebuild every file, not only those whose inputs changed."
+)
 @click.pass_context
-def feeds(ctx: click.Context) -> None:
-    """Write the RSS, Atom and JSON feeds into [feeds] output_dir (only files that changed)."""
-    _print_feeds(pipeline.write_feeds(_app(ctx)))
+def feeds(ctx: click.Context, force: bool) -> None:
+    """Write the RSS, Atom and JSON feeds into [feeds] output_dir (only files that changed).
+
+    Also per-tag and per-author feeds, archive pages, feeds.opml and index.html as
+    configured, and a WebSub ping when feeds changed. A failing hub is a warning.
+    """
+    _print_feeds(pipeline.write_feeds(_app(ctx), force=force))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the web endpoints until interrupted (behind your HTTPS reverse proxy).
+
+    Subscribers: /subscribe (double opt-in), /confirm/TOKEN, /unsubscribe/TOKEN (RFC 8058
+    one-click POST), /preferences/TOKEN (digests, frequency, topics, export, erasure).
+    Readers: the feeds under /feeds/ and the issue archive under /archive/, with their
+    media types, ETag and Last-Modified (304 on a conditional GET) and gzip.
+    """
+    import uvicorn
+
+    from publisher.web import create_app
+
+    app = _app(ctx)
+    uvicorn.run(create_app(app.config, app=app), host=host, port=port, log_level="info")
 
 
 # -- digests ---------------------------------------------------------------------------
@@ -140,8 +181,14 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
         f"{report.digest_id:<9} issue {issue.period} (#{issue.id}, {len(issue.article_ids)} article(s)): "
         f"{report.sent} sent, {report.failed} failed"
     )
+    if report.bounced:
+        line += f", {report.bounced} bounced"
     if report.retrying:
         line += f", {report.retrying} to retry"
+    if report.released:
+        line += f", {report.released} left queued"
+    if report.recovered:
+        line += f", {report.recovered} resent after a crash (possible duplicates)"
     if report.note:
         line += f" [{report.note}]"
     if report.sent:
@@ -152,80 +199,121 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
 @cli.command()
 @click.argument("digest")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; write and send nothing.")
+@click.option("--to", "to", metavar="EMAIL", help="Send one [TEST] copy of the next issue to EMAIL; record nothing.")
+@click.option("--queue-only", is_flag=True, help="Create the issue and queue its deliveries; `publisher worker` sends them.")
 @click.pass_context
-def send(ctx: click.Context, digest: str, dry_run: bool) -> None:
+def send(ctx: click.Context, digest: str, dry_run: bool, to: str | None, queue_only: bool = False) -> None:
     """Create DIGEST's issue for the current period (if it has new articles) and deliver it.
 
     The period is the digest's latest scheduled time at or before now. Running send
     again in the same period sends nothing; queued retries of earlier issues are resumed.
+    With --to, one test copy (subject prefixed [TEST]) goes to that address through the
+    configured transport, and neither an issue nor a delivery is recorded.
     """
     app = _app(ctx)
-    for report in pipeline.send_digest(app, digest, dry_run=dry_run):
+    if to:
+        preview = pipeline.send_test(app, digest, normalize_email(to))
+        click.echo(f"test      {preview.label}: [TEST] {preview.rendered.subject!r} sent to {to}")
+        return
+    from publisher.progress import attached
+    from publisher.worker import stop_on_signals
+
+    # SIGTERM/SIGINT: finish the messages in flight, record them, leave the rest queued, exit 0.
+    with stop_on_signals() as stop, attached(app, sys.stderr):
+        reports = pipeline.send_digest(app, digest, dry_run=dry_run, stop=stop, queue_only=queue_only)
+    for report in reports:
         _print_send(app, report)
+    if stop.is_set():
+        click.echo("stopped   by a signal; the rest stays queued for the next run", err=True)
+
+
+@cli.command()
+@click.option("--until-idle", is_flag=True, help="Exit when nothing is due instead of waiting for more.")
+@click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds between looks for new work when idle.")
+@click.pass_context
+def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
+    """Send the queued deliveries of every open issue, of every digest, until SIGTERM.
+
+    Run as many workers as you like, on as many hosts, against one PostgreSQL store:
+    batches are claimed with FOR UPDATE SKIP LOCKED, so each message goes out once.
+    """
+    from publisher.progress import attached
+    from publisher.worker import run_worker, stop_on_signals
+
+    app = _app(ctx)
+    logging.getLogger("publisher").setLevel(logging.INFO)
+    with stop_on_signals() as stop, attached(app, sys.stderr):
+        report = run_worker(app, stop, until_idle=until_idle, poll_seconds=poll)
+    line = (
+        f"worker    {report.sent} sent, {report.failed} failed, {report.bounced} bounced, "
+        f"{report.retrying} to retry, over {len(report.issues)} issue(s)"
+    )
+    if report.recovered:
+        line += f"; {report.recovered} resent after a crash (possible duplicates)"
+    click.echo(line)
 
 
 @cli.command()
 @click.argument("digest")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default preview-DIGEST.html or .txt).")
+@click.option("--text", "as_text", is_flag=True, help="Write the plain-text part instead of the HTML.")
+@click.option("--subscriber", metavar="EMAIL", help="Personalise for this subscriber (real signed links).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the result in the default browser.")
 @click.pass_context
-def preview(ctx: click.Context, digest: str, out: Path | None) -> None:
-    """Render DIGEST's next issue to an HTML file; nothing is stored or sent.
+def preview(
+    ctx: click.Context, digest: str, out: Path | None, as_text: bool, subscriber: str | None, open_browser: bool
+) -> None:
+    """Render DIGEST's next issue exactly as it would be sent; nothing is stored or sent.
 
     When there are no new articles, the latest issue is rendered instead.
     """
     app = _app(ctx)
-    digest_config = app.config.digest(digest)
-    articles = pipeline.next_issue_articles(app, digest_config)
-    label = "next issue"
-    if not articles:
-        latest = next((i for i in app.store.list_issues(500) if i.digest_id == digest), None)
-        if latest is None:
-            raise PublisherError(
-                f"digest {digest!r} has no new articles and no past issue to preview"
-            )
-        articles = app.store.articles_by_id(latest.article_ids)
-        label = f"issue {latest.period} (no new articles)"
-    rendered = pipeline.render_issue(app, digest_config, articles, app.clock())
-    page = (
-        rendered.html.replace("PUBLISHER_GREETING", "Hi Reader,")
-        .replace(
-            "PUBLISHER_UNSUBSCRIBE_URL",
-            html.escape(app.config.web.base_url + "/unsubscribe/preview"),
-        )
-        .replace(
-            "PUBLISHER_PREFERENCES_URL",
-            html.escape(app.config.web.base_url + "/preferences/preview"),
-        )
-    )
-    out = out or Path(f"preview-{digest}.html")
-    out.write_text(page, encoding="utf-8")
+    result = pipeline.preview_issue(app, digest)
+    person = pipeline.preview_personal(app, result, normalize_email(subscriber) if subscriber else None)
+    html_part, text_part = pipeline.personalized_parts(result, person)
+    out = out or Path(f"preview-{digest}.{'txt' if as_text else 'html'}")
+    out.write_text(text_part if as_text else html_part, encoding="utf-8")
     click.echo(
-        f"preview   {label}: {len(articles)} article(s), subject {rendered.subject!r} -> {_rel(out.resolve())}"
+        f"preview   {result.label}: {len(result.articles)} article(s), "
+        f"subject {result.rendered.subject!r} -> {_rel(out.resolve())}"
     )
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(out.resolve().as_uri())
 
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Run one cycle (collect, feeds, due digests) and exit.")
 @click.option(
     "--collect-every",
-    default=15,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Daemon only: minutes between collect + feeds runs.",
+    metavar="DURATION",
+    default=None,
+    help="Daemon only: time between collect + feeds runs, such as 90s, 15m or 2h "
+    "(overrides [schedule] collect_every; a bare number means minutes).",
 )
 @click.pass_context
-def run(ctx: click.Context, once: bool, collect_every: int) -> None:
+def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
     """Collect, write feeds and send every due digest.
 
     With --once: one cycle, a summary, then exit (non-zero if a digest failed). Without:
-    a daemon that schedules each digest's cron in its time zone until SIGTERM/SIGINT.
+    a daemon that schedules each digest's cron in its time zone until SIGTERM/SIGINT. At
+    start it sends each digest's latest period if it fired within [schedule] catch_up,
+    and logs every job's next fire time; SIGTERM finishes the current step and exits 0.
     """
     app = _app(ctx)
     if not once:
         from publisher.scheduler import run_daemon
 
+        every = None
+        if collect_every is not None:
+            raw = collect_every + "m" if collect_every.strip().isdigit() else collect_every
+            seconds = config_module.parse_duration(raw, "--collect-every")
+            if seconds < 1:
+                raise click.BadParameter("must be at least 1s", param_hint="--collect-every")
+            every = timedelta(seconds=seconds)
         logging.getLogger("publisher").setLevel(logging.INFO)
-        run_daemon(app, timedelta(minutes=collect_every))
+        run_daemon(app, every)
         return
     report = pipeline.run_once(app)
     _print_collect(report.collected)
@@ -271,58 +359,105 @@ def subscribers() -> None:
 @click.argument("email")
 @click.option("--name", default="", help="Display name, used in the greeting.")
 @click.option("--digest", "digests", multiple=True, help="Digest id (repeatable). Default: all.")
+@click.option(
+    "--frequency",
+    type=click.Choice(planning.FREQUENCIES),
+    default=None,
+    help="How often they get the given digests: every issue, or one daily/weekly roll-up.",
+)
 @click.pass_context
-def subscribers_add(ctx: click.Context, email: str, name: str, digests: tuple[str, ...]) -> None:
+def subscribers_add(
+    ctx: click.Context, email: str, name: str, digests: tuple[str, ...], frequency: str | None
+) -> None:
     """Add EMAIL as an active subscriber (you vouch for their consent).
 
-    An existing address is made active again and gains the given digests.
+    An existing address is made active again and gains the given digests. --frequency
+    weekly on a daily digest sends one message a week holding every issue since their
+    last one; it also changes the cadence of an existing subscription.
     """
     app = _app(ctx)
     address = normalize_email(email)
     ids = _digest_ids(app.config, digests)
     subscriber, created = app.store.add_subscriber(address, name.strip(), ids, app.clock())
+    if frequency:
+        from publisher.cadence import set_frequency
+
+        set_frequency(app, subscriber.id, ids, frequency)
     verb = "added" if created else "updated"
-    click.echo(f"{verb} {subscriber.email} ({', '.join(subscriber.digests) or 'no digests'})")
+    cadences = app.store.subscription_frequencies(subscriber.id)
+    shown = ", ".join(f"{d} ({cadences.get(d, 'every')})" for d in subscriber.digests)
+    click.echo(f"{verb} {subscriber.email} ({shown or 'no digests'})")
 
 
 @subscribers.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="Import new addresses as pending and email each one a confirmation link (double opt-in).",
+)
 @click.pass_context
-def subscribers_import(ctx: click.Context, csv_file: Path) -> None:
+def subscribers_import(ctx: click.Context, csv_file: Path, pending: bool = False) -> None:
     """Import subscribers from CSV_FILE (header row: email[,name,digests,tags]).
 
     digests and tags are space-separated; empty digests means every digest. Rows are
-    active at once. Existing addresses are left as they are, so an import never
-    re-subscribes someone who left. Bad rows are reported by line and skipped; the exit
-    code is then 1.
+    active at once (you vouch for their consent); with --pending, new addresses are
+    pending and each gets a confirmation email, and only those who confirm receive
+    digests. Existing addresses are left as they are, so an import never re-subscribes
+    someone who left, and addresses erased at their owner's request are refused. Bad
+    rows are reported by line and skipped; the exit code is then 1.
     """
+    from publisher import signup
+    from publisher.subscriptions import email_hash
+
     app = _app(ctx)
     now = app.clock()
     added = existing = 0
     errors: list[str] = []
-    with csv_file.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        if "email" not in fields:
-            raise SubscriberError(f"{csv_file}:1: the header row has no 'email' column")
-        reader.fieldnames = fields
-        for row in reader:
-            line = reader.line_num
-            try:
-                address = normalize_email(row.get("email") or "")
-                ids = _digest_ids(app.config, (row.get("digests") or "").split())
-                tags = (row.get("tags") or "").split()
-                _, created = app.store.add_subscriber(
-                    address, (row.get("name") or "").strip(), ids, now, reactivate=False, tags=tags
-                )
-            except PublisherError as exc:
-                errors.append(f"{csv_file}:{line}: {exc}")
-                continue
-            added += created
-            existing += not created
+    transport = None
+    try:
+        with csv_file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            fields = [f.strip().lower() for f in reader.fieldnames or []]
+            if "email" not in fields:
+                raise SubscriberError(f"{csv_file}:1: the header row has no 'email' column")
+            reader.fieldnames = fields
+            for row in reader:
+                line = reader.line_num
+                try:
+                    address = normalize_email(row.get("email") or "")
+                    ids = _digest_ids(app.config, (row.get("digests") or "").split())
+                    tags = (row.get("tags") or "").split()
+                    name = (row.get("name") or "").strip()
+                    if app.store.is_suppressed(email_hash(address)):
+                        raise SubscriberError(
+                            f"{address} asked for their data to be erased; it is not imported"
+                        )
+                    if pending:
+                        if app.store.find_subscriber(address) is not None:
+                            created = False
+                        else:
+                            if transport is None:
+                                transport = app.new_transport()
+                                transport.open()
+                            signup.request(app, transport, address, name, ids, tags)
+                            created = True
+                    else:
+                        _, created = app.store.add_subscriber(
+                            address, name, ids, now, reactivate=False, tags=tags
+                        )
+                except PublisherError as exc:
+                    errors.append(f"{csv_file}:{line}: {exc}")
+                    continue
+                added += created
+                existing += not created
+    finally:
+        if transport is not None:
+            transport.close()
     for error in errors:
         click.echo(f"skipped: {error}", err=True)
-    click.echo(f"imported {added} new, {existing} already present, {len(errors)} rejected")
+    state = "pending (confirmation sent)" if pending else "new"
+    click.echo(f"imported {added} {state}, {existing} already present, {len(errors)} rejected")
     if errors:
         ctx.exit(1)
 
@@ -393,28 +528,189 @@ def subscribers_export(ctx: click.Context, out: Path | None) -> None:
         sys.stdout.write(buffer.getvalue())
 
 
-# -- status / db -----------------------------------------------------------------------
+# -- operator's toolbox: issues, check -------------------------------------------------
+
+
+@cli.group()
+def issues() -> None:
+    """List, inspect, cancel and resend issues."""
+
+
+def _issue_or_fail(app: pipeline.App, issue_id: int) -> Any:
+    issue = app.store.get_issue(issue_id)
+    if issue is None:
+        raise PublisherError(f"no issue #{issue_id} (see `publisher issues list`)")
+    return issue
+
+
+@issues.command("list")
+@click.option("--digest", "digest_id", help="Only this digest's issues.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (for monitoring).")
+@click.pass_context
+def issues_list(ctx: click.Context, digest_id: str | None, limit: int, as_json: bool) -> None:
+    """List the newest issues with their delivery counts."""
+    from publisher import toolbox
+
+    app = _app(ctx)
+    if digest_id:
+        app.config.digest(digest_id)
+    found = [i for i in app.store.list_issues(limit if not digest_id else 5000) if not digest_id or i.digest_id == digest_id]
+    data = [toolbox.issue_data(app.store, i) for i in found[:limit]]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    table = Table("issue", "digest", "period", "created", "status", "articles", *toolbox.COUNT_KEYS)
+    for row in data:
+        table.add_row(
+            str(row["id"]), row["digest"], row["period"], row["created_at"][:16].replace("T", " "),
+            row["status"], str(row["articles"]), *(str(row["counts"][k]) for k in toolbox.COUNT_KEYS),
+        )  # fmt: skip
+    _console().print(table)
+    click.echo(f"{len(data)} issue(s)")
+
+
+@issues.command("show")
+@click.argument("issue_id", metavar="ID", type=int)
+@click.pass_context
+def issues_show(ctx: click.Context, issue_id: int) -> None:
+    """Show one issue: subject, articles, delivery counts, rate, ETA and failure replies."""
+    app = _app(ctx)
+    issue = _issue_or_fail(app, issue_id)
+    _print_issue_status(app, issue_id)
+    for article in app.store.articles_by_id(issue.article_ids):
+        click.echo(f"article   {article.title} <{article.url}>")
+
+
+@issues.command("cancel")
+@click.argument("issue_id", metavar="ID", type=int)
+@click.pass_context
+def issues_cancel(ctx: click.Context, issue_id: int) -> None:
+    """Stop issue ID: its queued deliveries are skipped and no run resumes it.
+
+    Messages already handed to the relay cannot be recalled; those in flight finish.
+    """
+    app = _app(ctx)
+    _issue_or_fail(app, issue_id)
+    skipped = app.store.cancel_issue(issue_id, app.clock())
+    click.echo(f"cancelled issue #{issue_id}: {skipped} queued delivery(ies) skipped")
+
+
+@issues.command("resend")
+@click.argument("issue_id", metavar="ID", type=int)
+@click.option("--failed", "failed", is_flag=True, required=True, help="Requeue the deliveries that failed (required).")
+@click.pass_context
+def issues_resend(ctx: click.Context, issue_id: int, failed: bool) -> None:
+    """Requeue issue ID's failed deliveries with a fresh retry budget, then send them.
+
+    Bounced addresses are not retried. Messages already sent are never sent again.
+    """
+    app = _app(ctx)
+    issue = _issue_or_fail(app, issue_id)
+    requeued = app.store.requeue_failed(issue_id, app.clock())
+    click.echo(f"requeued  {requeued} failed delivery(ies) of issue #{issue_id}")
+    if not requeued:
+        return
+    from publisher.progress import attached
+    from publisher.worker import stop_on_signals
+
+    with stop_on_signals() as stop, attached(app, sys.stderr):
+        report = pipeline.deliver_open_issue(app, app.store.get_issue(issue.id) or issue, stop)
+    _print_send(app, report)
 
 
 @cli.command()
 @click.pass_context
-def status(ctx: click.Context) -> None:
-    """Show each digest's next send, recent issues with delivery counts, and source health."""
+def check(ctx: click.Context) -> None:
+    """Check everything before a send and print a checklist; exit 1 if anything fails.
+
+    The config (every key), the templates (rendered with sample articles), the transport
+    (SMTP: connect, EHLO, STARTTLS and AUTH, no message sent; file: the outbox) and the
+    store (opened and migrated).
+    """
+    from publisher import checks
+    from publisher.clock import now
+
+    results = checks.run_checks(ctx.find_root().obj, now())
+    for result in results:
+        mark = "ok  " if result.ok else "FAIL"
+        click.echo(f"{mark}  {result.name:<10} {result.detail}")
+    failed = [r for r in results if not r.ok]
+    click.echo("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    if failed:
+        ctx.exit(1)
+
+
+# -- status / db -----------------------------------------------------------------------
+
+
+def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
+    from publisher.progress import format_seconds, issue_view
+
+    issue = app.store.get_issue(issue_id)
+    if issue is None:
+        raise PublisherError(f"no issue #{issue_id} (see `publisher status` for the list)")
+    view = issue_view(app.store, issue, app.clock())
+    c = view.counts
+    click.echo(f"issue     #{issue.id} {issue.digest_id} {issue.period}: {issue.subject!r} [{issue.status}]")
+    click.echo(
+        f"counts    {c['queued']} queued, {c['sending']} sending, {c['sent']} sent, "
+        f"{c['failed']} failed, {c['bounced']} bounced, {c['skipped']} skipped"
+    )
+    eta = "-" if view.eta_seconds is None else format_seconds(view.eta_seconds)
+    click.echo(f"rate      {view.rate:.1f} msg/s over the last minute, ETA {eta}")
+    if view.next_retry_at is not None:
+        click.echo(f"retry     next queued delivery due at {view.next_retry_at.isoformat()}")
+    if view.throttle:
+        click.echo(
+            f"backoff   the relay asked to slow down: paused until "
+            f"{view.throttle['until'].isoformat()} ({view.throttle['reply']})"
+        )
+    for reply, n in view.failures:
+        click.echo(f"failed    {n} x {reply}")
+
+
+@cli.command()
+@click.argument("issue_id", metavar="[ISSUE]", required=False, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (for monitoring).")
+@click.pass_context
+def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> None:
+    """Show each digest's next send and last issue, recent issues with delivery counts,
+    failing sources and the size of the retry queue.
+
+    With ISSUE (an issue number): its delivery counts, send rate over the last minute,
+    ETA, any "slow down" backoff from the relay, and the most common failure replies.
+    """
+    from publisher import toolbox
+
     app = _app(ctx)
+    if issue_id is not None:
+        _print_issue_status(app, issue_id)
+        return
     now = app.clock()
+    if as_json:
+        click.echo(json.dumps(toolbox.status_data(app, now), indent=2))
+        return
     console = _console()
-    digests = Table("digest", "schedule", "time zone", "current period", "next send")
+    digests = Table("digest", "schedule", "time zone", "current period", "next send", "last issue")
     for digest in app.config.digests:
         period = planning.current_period(digest, now)
         nxt = planning.next_fire_time(digest, now)
+        last = app.store.last_issue(digest.id)
+        last_text = "-"
+        if last is not None:
+            c = app.store.delivery_counts(last.id)
+            last_text = f"#{last.id} {last.period} ({last.status}): {c['sent']} sent, {c['failed']} failed, {c['queued']} queued"
         digests.add_row(
             digest.id,
             digest.schedule,
             digest.timezone,
             period.key if period else "-",
             nxt.isoformat() if nxt else "-",
+            last_text,
         )
     console.print(digests)
+    click.echo(f"retries   {app.store.retry_queue_size()} queued deliveries waiting to be retried")
     issues = Table(
         "issue",
         "digest",
@@ -425,6 +721,7 @@ def status(ctx: click.Context) -> None:
         "sending",
         "sent",
         "failed",
+        "bounced",
         "skipped",
     )
     failures: list[str] = []
@@ -432,19 +729,72 @@ def status(ctx: click.Context) -> None:
         counts = app.store.delivery_counts(issue.id)
         issues.add_row(
             str(issue.id), issue.digest_id, issue.period, f"{issue.created_at:%Y-%m-%d %H:%M}", issue.status,
-            *(str(counts[k]) for k in ("queued", "sending", "sent", "failed", "skipped")),
+            *(str(counts[k]) for k in ("queued", "sending", "sent", "failed", "bounced", "skipped")),
         )  # fmt: skip
         for reply, n in app.store.failures(issue.id, 3):
             failures.append(f"issue {issue.id}: {n} x {reply}")
     console.print(issues)
     for line in failures:
         click.echo(f"failed    {line}")
+    throttle = app.store.throttle()
+    if throttle and throttle["until"] > now:
+        click.echo(f"backoff   relay asked to slow down; paused until {throttle['until']:%H:%M:%S} UTC ({throttle['reply']})")
     for state in app.store.source_states():
         if state["last_error"]:
             click.echo(
                 f"source    {state['source']}: {state['consecutive_failures']} failing run(s): {state['last_error']}"
             )
     click.echo(f"articles  {app.store.count_articles()} stored")
+
+
+@cli.group()
+def bounces() -> None:
+    """Process bounce messages (delivery status notifications)."""
+
+
+@bounces.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def bounces_import(ctx: click.Context, path: Path) -> None:
+    """Read bounces from PATH (a Maildir folder, an mbox file or one .eml file).
+
+    Hard bounces (permanent failures such as 5.1.1 "no such user") mark the subscriber
+    bounced at once; soft ones (mailbox full, delays, 4.x.x) are counted, and 3 within 30
+    days count as hard. Bounced subscribers get no more mail. Importing the same messages
+    again counts nothing twice.
+    """
+    from publisher import bounces as bounce_module
+
+    app = _app(ctx)
+    report = pipeline.BounceReport()
+    for raw in bounce_module.read_mailbox(path):
+        pipeline.import_bounce(app, raw, report)
+    _print_bounces(report)
+
+
+@bounces.command("poll")
+@click.pass_context
+def bounces_poll(ctx: click.Context) -> None:
+    """Read the [bounces] IMAP folder once and move the bounces handled to processed_folder.
+
+    The daemon (publisher run) does this every [bounces] poll_minutes when imap_host is set.
+    """
+    app = _app(ctx)
+    if not app.config.bounces.imap_host:
+        raise PublisherError("no IMAP mailbox configured: set [bounces] imap_host (see README, Bounces)")
+    report, moved = pipeline.poll_bounces(app)
+    _print_bounces(report)
+    click.echo(f"imap      {moved} message(s) moved to {app.config.bounces.processed_folder!r}")
+
+
+def _print_bounces(report: pipeline.BounceReport) -> None:
+    for line in report.marked:
+        click.echo(f"bounced   {line}")
+    click.echo(
+        f"bounces   {report.messages} message(s): {report.hard} hard, {report.soft} soft, "
+        f"{report.not_bounces} not bounces; {len(report.marked)} subscriber(s) marked bounced, "
+        f"{report.unknown} unknown address(es), {report.duplicates} already seen"
+    )
 
 
 @cli.group()

@@ -29,7 +29,7 @@ from publisher.errors import ConfigError
 
 CONFIG_ENV = "PUBLISHER_CONFIG"
 FEED_FORMATS = ("rss", "atom", "json")
-SOURCE_TYPES = ("markdown",)
+SOURCE_TYPES = ("markdown", "feed")
 TRANSPORTS = ("file", "smtp")
 SMTP_SECURITY = ("starttls", "tls", "none")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -63,6 +63,13 @@ class SourceConfig:
     type: str = "markdown"
     path: Path | None = None
     url: str | None = None
+    tags: tuple[str, ...] = ()
+    include_tags: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    initial_items: int = 10
+    max_bytes: int = 10 * 1024 * 1024
+    timeout: float = 20.0
+    allow_private: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,13 @@ class FeedsConfig:
     formats: tuple[str, ...] = FEED_FORMATS
     limit: int = 20
     per_tag: bool = False
+    per_author: bool = False
     public_url: str = ""
+    ttl: int = 60
+    archive: bool = False
+    archive_page_size: int = 50
+    websub_hub: str = ""
+    websub_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,34 @@ class DigestConfig:
     subject: str = "{title}: {date}"
     max_articles: int = 10
     tags: tuple[str, ...] = ()
+    preheader: str = ""
+    excerpt_words: int = 60
+    full: bool = False
+    max_html_kb: int = 95
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    catch_up: str = ""
+    send_window: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """[schedule]: the daemon (``publisher run``): collect interval, misfires and catch-up."""
+
+    collect_every: str = "15m"
+    misfire_grace_time: str = "1h"
+    catch_up: str = "1d"
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    """[delivery.dkim]: sign every message with DKIM (the key from a file or a variable)."""
+
+    selector: str
+    domain: str
+    private_key_path: Path | None = None
+    private_key_env: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +144,8 @@ class DeliveryConfig:
     max_attempts: int = 5
     retry_base_seconds: int = 60
     lease_seconds: int = 300
+    throttle_seconds: int = 30
+    dkim: DkimConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -120,11 +163,42 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class BouncesConfig:
+    """[bounces]: an IMAP mailbox of bounce messages that the daemon polls (optional)."""
+
+    imap_host: str = ""
+    imap_port: int = 993
+    imap_security: str = "tls"
+    imap_username: str = ""
+    imap_password_env: str = "PUBLISHER_IMAP_PASSWORD"
+    imap_folder: str = "INBOX"
+    processed_folder: str = "publisher-processed"
+    poll_minutes: int = 15
+    verify_certificates: bool = True
+
+
+@dataclass(frozen=True)
 class WebConfig:
-    """[web]: public base URL of the web endpoints (unsubscribe, preferences)."""
+    """[web]: the web endpoints: public base URL, signing secret, archive, request limits."""
 
     base_url: str = "http://127.0.0.1:8080"
     secret_env: str = "PUBLISHER_SECRET"
+    archive_dir: Path = Path("archive")
+    max_body_bytes: int = 16384
+    rate_window: str = "1h"
+    subscribe_per_ip: int = 20
+    subscribe_per_address: int = 3
+
+
+def _validate_web(web: WebConfig, w: typing.Callable[..., str]) -> None:
+    """[web] limits: a body cap of 1 KiB to 10 MiB, positive rate limits, a real window."""
+    if not 1024 <= web.max_body_bytes <= 10 * 1024 * 1024:
+        raise ConfigError(f"{w('web', 'max_body_bytes')}: must be 1024 to 10485760 bytes")
+    if parse_duration(web.rate_window, w("web", "rate_window")) < 1:
+        raise ConfigError(f"{w('web', 'rate_window')}: must be at least 1s")
+    for key in ("subscribe_per_ip", "subscribe_per_address"):
+        if getattr(web, key) < 1:
+            raise ConfigError(f"{w('web', key)}: must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -140,6 +214,8 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
 
     @property
     def base_dir(self) -> Path:
@@ -180,6 +256,8 @@ _SECTIONS: dict[str, type] = {
     "delivery": DeliveryConfig,
     "smtp": SmtpConfig,
     "web": WebConfig,
+    "schedule": ScheduleConfig,
+    "bounces": BouncesConfig,
 }
 _ARRAYS = {"sources", "digests"}
 _RESERVED = {"from_": "from"}
@@ -270,6 +348,13 @@ def _convert(value: Any, hint: Any, where: str, base: Path) -> Any:
     raise ConfigError(f"{where}: unsupported setting type {hint!r}")  # pragma: no cover
 
 
+def _table_type(hint: Any) -> type | None:
+    """The dataclass a setting holds when it is a sub-table (``X`` or ``X | None``)."""
+    options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    cls = options[0]
+    return cls if isinstance(cls, type) and dataclasses.is_dataclass(cls) else None
+
+
 def _build(
     cls: type, table: Any, path: tuple[str | int, ...], file: Path, locator: _Locator
 ) -> Any:
@@ -282,6 +367,11 @@ def _build(
         if key not in names:
             raise ConfigError(f"{_where(file, locator, (*path, key))}: {_unknown(key, names)}")
         f = names[key]
+        nested = _table_type(hints[f.name])
+        if nested is not None:
+            # A sub-table such as [delivery.dkim]: its own header, its own key paths.
+            kwargs[f.name] = _build(nested, value, (f"{path[0]}.{key}", *path[1:]), file, locator)
+            continue
         kwargs[f.name] = _convert(
             value, hints[f.name], _where(file, locator, (*path, key)), file.parent
         )
@@ -289,6 +379,9 @@ def _build(
         no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if no_default and f.name not in kwargs:
             raise ConfigError(f"{_where(file, locator, path)}: missing required key {key!r}")
+        if f.name not in kwargs and isinstance(f.default, Path) and not f.default.is_absolute():
+            # Default folders live next to the config file too, not in the working directory.
+            kwargs[f.name] = (file.parent / f.default).resolve()
     return cls(**kwargs)
 
 
@@ -316,11 +409,24 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
         _check_choice(fmt, FEED_FORMATS, w("feeds", "formats"))
     if config.feeds.limit < 1:
         raise ConfigError(f"{w('feeds', 'limit')}: must be at least 1")
+    if not 1 <= config.feeds.ttl <= 10080:
+        raise ConfigError(f"{w('feeds', 'ttl')}: must be 1 to 10080 minutes (a week)")
+    if not 1 <= config.feeds.archive_page_size <= 1000:
+        raise ConfigError(f"{w('feeds', 'archive_page_size')}: must be 1 to 1000")
+    if config.feeds.websub_hub:
+        _check_url(config.feeds.websub_hub, w("feeds", "websub_hub"))
+    if not 0 < config.feeds.websub_timeout <= 120:
+        raise ConfigError(f"{w('feeds', 'websub_timeout')}: must be more than 0 and at most 120")
     _check_choice(config.delivery.transport, TRANSPORTS, w("delivery", "transport"))
     _check_choice(config.smtp.security, SMTP_SECURITY, w("smtp", "security"))
-    for key in ("connections", "batch_size", "max_attempts"):
+    for key in ("connections", "batch_size", "max_attempts", "throttle_seconds"):
         if getattr(config.delivery, key) < 1:
             raise ConfigError(f"{w('delivery', key)}: must be at least 1")
+    dkim = config.delivery.dkim
+    if dkim is not None and (dkim.private_key_path is None) == (not dkim.private_key_env):
+        raise ConfigError(
+            f"{w('delivery.dkim')}: set exactly one of private_key_path and private_key_env"
+        )
     try:
         validate_email(config.delivery.from_, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -339,6 +445,11 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
             raise ConfigError(
                 f"{w('delivery', 'reply_to')}: {config.delivery.reply_to!r}: {problem}"
             )
+    _check_choice(config.bounces.imap_security, SMTP_SECURITY, w("bounces", "imap_security"))
+    if config.bounces.poll_minutes < 1:
+        raise ConfigError(f"{w('bounces', 'poll_minutes')}: must be at least 1")
+    if config.bounces.imap_host and not config.bounces.imap_username:
+        raise ConfigError(f"{w('bounces', 'imap_username')}: required when imap_host is set")
     names: set[str] = set()
     for i, source in enumerate(config.sources):
         _check_choice(source.type, SOURCE_TYPES, w("sources", i, "type"))
@@ -347,6 +458,15 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
         names.add(source.name)
         if source.type == "markdown" and source.path is None:
             raise ConfigError(f"{w('sources', i)}: a markdown source needs 'path'")
+        if source.type == "feed":
+            if not source.url:
+                raise ConfigError(f"{w('sources', i)}: a feed source needs 'url'")
+            _check_url(source.url, w("sources", i, "url"))
+        for key in ("initial_items", "max_bytes"):
+            if getattr(source, key) < 1:
+                raise ConfigError(f"{w('sources', i, key)}: must be at least 1")
+        if source.timeout <= 0:
+            raise ConfigError(f"{w('sources', i, 'timeout')}: must be more than 0 seconds")
     ids: set[str] = set()
     for i, digest in enumerate(config.digests):
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", digest.id):
@@ -371,6 +491,10 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
             ) from exc
         if digest.max_articles < 1:
             raise ConfigError(f"{w('digests', i, 'max_articles')}: must be at least 1")
+        if digest.excerpt_words < 5:
+            raise ConfigError(f"{w('digests', i, 'excerpt_words')}: must be at least 5")
+        if digest.max_html_kb < 20:
+            raise ConfigError(f"{w('digests', i, 'max_html_kb')}: must be at least 20")
         try:
             digest.subject.format(title=digest.title, date="", site=config.site.title, count=0)
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
@@ -378,6 +502,52 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
                 f"{w('digests', i, 'subject')}: {digest.subject!r} uses an unknown field {exc} "
                 "(use {title}, {date}, {site} or {count})"
             ) from exc
+        if digest.catch_up:
+            parse_duration(digest.catch_up, w("digests", i, "catch_up"))
+        if digest.send_window:
+            parse_window(digest.send_window, w("digests", i, "send_window"))
+    _validate_schedule(config.schedule, w)
+    _validate_web(config.web, w)
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_duration(value: str, where: str = "duration") -> int:
+    """``"90s"``, ``"15m"``, ``"2h"``, ``"1d"``, ``"1w"`` (or ``"0"``) -> whole seconds."""
+    if value.strip() == "0":
+        return 0
+    match = _DURATION.match(value)
+    if not match:
+        raise ConfigError(
+            f"{where}: {value!r} is not a duration (write a number and a unit: 90s, 15m, 2h, 1d, 1w)"
+        )
+    return int(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def parse_window(value: str, where: str = "send_window") -> tuple[int, int]:
+    """``"07:00-20:00"`` -> (start, end) in minutes after local midnight; may wrap midnight."""
+    match = _WINDOW.match(value)
+    problem = "" if match else "is not HH:MM-HH:MM"
+    if match:
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+            problem = "has an hour or minute out of range"
+        elif (h1, m1) == (h2, m2):
+            problem = "is empty (start equals end)"
+        else:
+            return h1 * 60 + m1, h2 * 60 + m2
+    raise ConfigError(f"{where}: {value!r} {problem} (for example \"07:00-20:00\")")
+
+
+def _validate_schedule(schedule: ScheduleConfig, w: typing.Callable[..., str]) -> None:
+    """[schedule] durations: collect_every at least 1 s; the others parse."""
+    if parse_duration(schedule.collect_every, w("schedule", "collect_every")) < 1:
+        raise ConfigError(f"{w('schedule', 'collect_every')}: must be at least 1s")
+    parse_duration(schedule.misfire_grace_time, w("schedule", "misfire_grace_time"))
+    parse_duration(schedule.catch_up, w("schedule", "catch_up"))
 
 
 def default_path() -> Path:
@@ -421,6 +591,9 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Config:
             )
         else:
             kwargs[key] = _build(cls, value, (key,), path, locator)
+    for key, cls in _SECTIONS.items():
+        if key not in kwargs and key not in _ARRAYS and key != "site":
+            kwargs[key] = _build(cls, {}, (key,), path, locator)
     config = Config(path=path, **kwargs)
     _validate(config, path, locator)
     return config

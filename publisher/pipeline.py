@@ -7,23 +7,36 @@ to the store, the disk and the transports.
 
 from __future__ import annotations
 
-import re
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
+from publisher import bounces, feedwriter, imap, messages, planning, render, sources
 from publisher import clock as clock_module
-from publisher import messages, planning, render, sources, syndication
-from publisher.config import Config, DigestConfig, secret_from_env
-from publisher.delivery import deliver_issue
-from publisher.errors import PublisherError
+from publisher.config import Config, DigestConfig, SourceConfig, secret_from_env
+from publisher.delivery import DeliveryResult, deliver_issue, make_signer
+from publisher.errors import DeliveryError, PublisherError, SubscriberError, TransportError
 from publisher.models import Article, CollectReport, Issue, SendReport
 from publisher.store import Store
 from publisher.tokens import make_token
 from publisher.transports import Transport, make_transport, write_atomic
+
+SIMILAR_POOL = 500
+FETCH_WORKERS = 4
+POLITENESS_SECONDS = 1.0
+FAILURE_ALERT_AFTER = 3
+FEED_LINKS = {
+    "rss": ("rss.xml", "application/rss+xml", "RSS"),
+    "atom": ("atom.xml", "application/atom+xml", "Atom"),
+    "json": ("feed.json", "application/feed+json", "JSON Feed"),
+}
 
 
 @dataclass
@@ -34,6 +47,8 @@ class App:
     store: Store
     clock: Callable[[], datetime] = clock_module.now
     transport_factory: Callable[[], Transport] | None = None
+    # Makes a progress callback for one issue's delivery run (the CLI's bar or log lines).
+    progress: Callable[[Issue], Callable[[DeliveryResult], None]] | None = None
     _templates: render.Templates | None = field(default=None, repr=False)
 
     @property
@@ -69,88 +84,77 @@ def open_app(config: Config, clock: Callable[[], datetime] = clock_module.now) -
 # -- collect -------------------------------------------------------------------------
 
 
+def _collect_group(
+    app: App, group: list[SourceConfig], states: dict[str, dict[str, Any]], now: datetime
+) -> list[tuple[SourceConfig, sources.Collected]]:
+    """Collect the sources of one host one after another, with a politeness delay."""
+    results = []
+    for index, source in enumerate(group):
+        if index:
+            time.sleep(POLITENESS_SECONDS)
+        row = states.get(source.name)
+        state = sources.SourceState(
+            etag=row["etag"] if row else None,
+            last_modified=row["last_modified"] if row else None,
+            seen_before=bool(row and row["last_success_at"]),
+        )
+        try:
+            collected = sources.collect(source, app.config.site.url, state, now)
+        except PublisherError as exc:
+            collected = sources.Collected(failed=f"source {source.name!r}: {exc}")
+        results.append((source, collected))
+    return results
+
+
 def collect(app: App) -> CollectReport:
-    """Collect every source into the store; one bad item or source never stops the rest."""
+    """Collect every source into the store; one bad item or source never stops the rest.
+
+    Remote sources are fetched concurrently, one worker per host so that a host is never
+    hit by two requests at once. A source that keeps failing is reported on its first
+    failure and again when it reaches ``FAILURE_ALERT_AFTER`` runs in a row, not on every
+    run; ``publisher status`` always shows it.
+    """
     report = CollectReport()
     now = app.clock()
+    states = {row["source"]: row for row in app.store.source_states()}
+    groups: dict[str, list[SourceConfig]] = {}
     for source in app.config.sources:
-        try:
-            articles, errors = sources.collect(source, app.config.site.url)
-        except PublisherError as exc:
-            articles, errors = [], [f"source {source.name!r}: {exc}"]
-        report.errors.extend(errors)
-        for article in articles:
+        host = (urlsplit(source.url).hostname or "") if source.url else f"local:{source.name}"
+        groups.setdefault(host, []).append(source)
+    with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, max(1, len(groups)))) as pool:
+        batches = list(pool.map(lambda g: _collect_group(app, g, states, now), groups.values()))
+    for source, collected in (item for batch in batches for item in batch):
+        report.errors.extend(collected.errors)
+        for article in collected.articles:
             outcome = app.store.upsert_article(article, now, app.site_host)
             setattr(report, outcome, getattr(report, outcome) + 1)
-        app.store.record_source_run(source.name, now, "; ".join(errors)[:2000] if errors else None)
+        failures = app.store.record_source_run(
+            source.name,
+            now,
+            collected.failed,
+            etag=collected.etag,
+            last_modified=collected.last_modified,
+        )
+        if collected.failed and failures == 1:
+            report.errors.append(collected.failed)
+        elif collected.failed and failures == FAILURE_ALERT_AFTER:
+            report.errors.append(f"{collected.failed} (failing for {failures} runs in a row)")
     return report
 
 
 # -- feeds ---------------------------------------------------------------------------
 
-
-@dataclass
-class FeedsReport:
-    """Which feed files were rewritten and which were already up to date."""
-
-    written: list[Path] = field(default_factory=list)
-    unchanged: list[Path] = field(default_factory=list)
-    entries: int = 0
+FeedsReport = feedwriter.FeedsReport
+slugify = feedwriter.slugify
 
 
-def slugify(text: str) -> str:
-    """A file-name-safe slug of a tag or author name."""
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug or "untitled"
+def write_feeds(app: App, *, force: bool = False) -> FeedsReport:
+    """Write every configured feed (see :mod:`publisher.feedwriter`): only what changed.
 
-
-def _write_if_changed(path: Path, data: bytes, report: FeedsReport) -> None:
-    try:
-        if path.read_bytes() == data:
-            report.unchanged.append(path)
-            return
-    except FileNotFoundError:
-        pass
-    write_atomic(path, data)
-    report.written.append(path)
-
-
-def write_feeds(app: App) -> FeedsReport:
-    """Write each configured feed format (and per-tag feeds) atomically when it changed."""
-    config = app.config
-    site = config.site
-    now = app.clock()
-    report = FeedsReport()
-    out = config.feeds.output_dir
-    articles = app.store.recent_articles(config.feeds.limit)
-    report.entries = len(articles)
-    channel = syndication.Channel(
-        title=site.title,
-        site_url=site.url,
-        feeds_url=config.feeds_url,
-        description=site.description,
-        language=site.language,
-        author=site.author,
-    )
-    for kind in config.feeds.formats:
-        data = syndication.build(kind, articles, channel, now)
-        _write_if_changed(out / syndication.FILENAMES[kind], data, report)
-    if config.feeds.per_tag:
-        for tag in app.store.all_tags():
-            tagged = app.store.articles_with_tag(tag, config.feeds.limit)
-            slug = slugify(tag)
-            tag_channel = syndication.Channel(
-                title=f"{site.title}: {tag}",
-                site_url=site.url,
-                feeds_url=f"{config.feeds_url.rstrip('/')}/tags/{slug}",
-                description=f"Articles tagged {tag}",
-                language=site.language,
-                author=site.author,
-            )
-            for kind in config.feeds.formats:
-                data = syndication.build(kind, tagged, tag_channel, now)
-                _write_if_changed(out / "tags" / slug / syndication.FILENAMES[kind], data, report)
-    return report
+    ``force`` rebuilds every file instead of trusting the last build's fingerprints;
+    files are still written only when their bytes changed.
+    """
+    return feedwriter.write_feeds(app.config, app.store, app.clock(), force=force)
 
 
 # -- digests -------------------------------------------------------------------------
@@ -160,11 +164,78 @@ def _message_label(issue: Issue) -> str:
     return f"{issue.digest_id}-{issue.period}-{issue.id}"
 
 
+def archive_url(app: App, issue: Issue) -> str:
+    """The public URL of an issue's "view in browser" page."""
+    return f"{app.config.web.base_url.rstrip('/')}/archive/{archive_name(issue)}"
+
+
+def archive_name(issue: Issue) -> str:
+    """An issue's archive page path below the archive folder: ``<digest>/<period>.html``."""
+    return f"{issue.digest_id}/{slugify(issue.period)}.html"
+
+
 def render_issue(
-    app: App, digest: DigestConfig, articles: list[Article], at: datetime
+    app: App,
+    digest: DigestConfig,
+    articles: list[Article],
+    at: datetime,
+    *,
+    issue: Issue | None = None,
+    archive: bool = False,
 ) -> render.RenderedIssue:
-    """Render an issue of ``digest`` holding ``articles`` as of ``at``."""
-    return render.render_issue(app.templates, app.config.site, digest, articles, at)
+    """Render an issue of ``digest`` holding ``articles`` as of ``at``.
+
+    With ``issue``, the email links to the issue's archive page; ``archive`` renders that
+    page itself (no personal data, no placeholders).
+    """
+    pool = app.store.recent_articles(SIMILAR_POOL)
+    similar = {a.id: render.similar_articles(a, pool) for a in articles if a.id is not None}
+    base = app.config.web.base_url.rstrip("/")
+    links = render.IssueLinks(
+        view_url=archive_url(app, issue) if issue else "",
+        more_url=f"{base}/archive/",
+        subscribe_url=f"{base}/subscribe",
+    )
+    return render.render_issue(
+        app.templates, app.config.site, digest, articles, at, similar=similar, links=links, archive=archive
+    )
+
+
+def write_archive(app: App, digest: DigestConfig, issue: Issue) -> Path:
+    """Write the issue's "view in browser" page and refresh the archive index (disk I/O)."""
+    root = app.config.web.archive_dir
+    articles = app.store.articles_by_id(issue.article_ids)
+    page = render_issue(app, digest, articles, issue.created_at, issue=issue, archive=True)
+    path = root / archive_name(issue)
+    write_atomic(path, page.html.encode("utf-8"))
+    write_archive_index(app)
+    return path
+
+
+def write_archive_index(app: App) -> None:
+    """Rewrite ``<archive_dir>/index.html`` listing every issue, newest first."""
+    issues = app.store.list_issues(5000)
+    digests = []
+    for digest in app.config.digests:
+        tz = ZoneInfo(digest.timezone)
+        entries = [
+            {"href": archive_name(i), "subject": i.subject, "date": render.format_date(i.created_at, tz)}
+            for i in issues
+            # Only issues with a page: roll-ups for weekly readers and cancelled issues have none.
+            if i.digest_id == digest.id and i.status != "cancelled"
+            and (app.config.web.archive_dir / archive_name(i)).exists()
+        ]
+        digests.append({"title": digest.title, "issues": entries})
+    feeds_url = app.config.feeds_url.rstrip("/")
+    feeds = [
+        {"type": mime, "title": f"{app.config.site.title} ({label})", "url": f"{feeds_url}/{name}"}
+        for kind, (name, mime, label) in FEED_LINKS.items()
+        if kind in app.config.feeds.formats
+    ]
+    html = app.templates.env.get_template("archive_index.html.j2").render(
+        site=app.config.site, digests=digests, feeds=feeds
+    )
+    write_atomic(app.config.web.archive_dir / "index.html", html.encode("utf-8"))
 
 
 def next_issue_articles(app: App, digest: DigestConfig) -> list[Article]:
@@ -172,24 +243,130 @@ def next_issue_articles(app: App, digest: DigestConfig) -> list[Article]:
     return planning.select_articles(digest, app.store.unissued_articles(digest.id))
 
 
-def _deliver(
-    app: App, digest: DigestConfig, issue: Issue, stop: threading.Event | None
-) -> SendReport:
-    report = SendReport(digest_id=digest.id, issue=issue)
-    articles = app.store.articles_by_id(issue.article_ids)
-    rendered = render_issue(app, digest, articles, issue.created_at)
+@dataclass(frozen=True)
+class Preview:
+    """An issue rendered as it would be sent, for ``preview`` and ``send --to``."""
+
+    label: str
+    issue: Issue
+    articles: list[Article]
+    rendered: render.RenderedIssue
+
+
+def preview_issue(app: App, digest_id: str) -> Preview:
+    """The next issue of a digest as it would be sent now (or, with no new articles, the
+    latest one). Nothing is written to the store."""
+    digest = app.config.digest(digest_id)
+    now = app.clock()
+    articles = next_issue_articles(app, digest)
+    if articles:
+        period = planning.current_period(digest, now)
+        key = period.key if period else now.date().isoformat()
+        subject = render.subject_for(digest, app.config.site, len(articles), now)
+        issue = Issue(id=0, digest_id=digest.id, period=key, subject=subject, created_at=now)
+        label = f"next issue {key}"
+    else:
+        latest = next((i for i in app.store.list_issues(500) if i.digest_id == digest.id), None)
+        if latest is None:
+            raise PublisherError(f"digest {digest.id!r} has no new articles and no past issue to preview")
+        issue = latest
+        articles = app.store.articles_by_id(latest.article_ids)
+        label = f"issue {latest.period} (no new articles since)"
+    rendered = render_issue(app, digest, articles, issue.created_at, issue=issue)
+    return Preview(label=label, issue=issue, articles=articles, rendered=rendered)
+
+
+def personal_for(app: App, subscriber_id: int, email: str, name: str, digest_id: str, at: datetime) -> messages.Personal:
+    """The per-recipient values of a message: signed unsubscribe and preferences URLs."""
+    secret = app.secret()
+    base = app.config.web.base_url.rstrip("/")
+    return messages.Personal(
+        subscriber_id=subscriber_id,
+        email=email,
+        name=name,
+        unsubscribe_url=f"{base}/unsubscribe/{make_token(secret, 'unsubscribe', subscriber_id, digest_id, at)}",
+        preferences_url=f"{base}/preferences/{make_token(secret, 'preferences', subscriber_id, '', at)}",
+    )
+
+
+def preview_personal(app: App, preview: Preview, email: str | None) -> messages.Personal:
+    """A real subscriber's values (``email`` given), else a sample reader's."""
+    if email:
+        subscriber = app.store.find_subscriber(email)
+        if subscriber is None:
+            raise SubscriberError(f"no subscriber with address {email!r}")
+        return personal_for(
+            app, subscriber.id, subscriber.email, subscriber.name, preview.issue.digest_id, app.clock()
+        )
+    base = app.config.web.base_url.rstrip("/")
+    return messages.Personal(0, "reader@example.org", "Reader", f"{base}/unsubscribe/preview", f"{base}/preferences/preview")
+
+
+def personalized_parts(preview: Preview, person: messages.Personal) -> tuple[str, str]:
+    """The preview's HTML and text with the placeholders filled as ``personalize`` does."""
+    return messages.fill_placeholders(preview.rendered.html, person, html=True), messages.fill_placeholders(
+        preview.rendered.text, person, html=False
+    )
+
+
+def message_template(
+    app: App,
+    digest: DigestConfig,
+    rendered: render.RenderedIssue,
+    issue_id: int,
+    at: datetime,
+    *,
+    test: bool = False,
+) -> messages.MessageTemplate:
+    """The recipient-independent message of an issue, with the configured sender."""
     config = app.config
-    template = messages.prepare(
+    return messages.prepare(
         rendered,
-        issue_id=issue.id,
+        issue_id=issue_id,
         site_title=config.site.title,
         site_url=config.site.url,
         digest_id=digest.id,
         digest_title=digest.title,
         from_addr=config.delivery.from_,
         reply_to=config.delivery.reply_to,
-        now=issue.created_at,
+        now=at,
+        test=test,
     )
+
+
+def send_test(app: App, digest_id: str, to: str) -> Preview:
+    """Send one ``[TEST]`` copy of the next issue to ``to``; record no delivery."""
+    preview = preview_issue(app, digest_id)
+    digest = app.config.digest(digest_id)
+    config = app.config
+    template = message_template(app, digest, preview.rendered, preview.issue.id, app.clock(), test=True)
+    base = config.web.base_url.rstrip("/")
+    person = messages.Personal(0, to, "", f"{base}/unsubscribe/test", f"{base}/preferences/test")
+    transport = app.new_transport()
+    transport.open()
+    try:
+        transport.send(config.delivery.from_, to, messages.personalize(template, person), f"test-{digest.id}")
+    except DeliveryError as exc:
+        raise TransportError(f"test copy to {to} refused: {exc.message}") from exc
+    finally:
+        transport.close()
+    return preview
+
+
+def deliver_open_issue(
+    app: App, issue: Issue, stop: threading.Event | None = None
+) -> SendReport:
+    """Send the due deliveries of one open issue (of any digest) and close it when done.
+
+    The issue's message template is built once here; ``stop`` ends the run gracefully.
+    Used by ``send`` (after creating the issue) and by ``publisher worker``.
+    """
+    digest = app.config.digest(issue.digest_id)
+    report = SendReport(digest_id=digest.id, issue=issue)
+    articles = app.store.articles_by_id(issue.article_ids)
+    rendered = render_issue(app, digest, articles, issue.created_at, issue=issue)
+    config = app.config
+    template = message_template(app, digest, rendered, issue.id, issue.created_at)
     secret = app.secret()
 
     def token(purpose: str, subscriber_id: int, digest_id: str) -> str:
@@ -205,19 +382,30 @@ def _deliver(
         clock=app.clock,
         label=_message_label(issue),
         stop=stop,
+        sign=make_signer(config.delivery),
+        progress=app.progress(issue) if app.progress else None,
     )
     report.sent, report.failed, report.retrying = result.sent, result.failed, result.retrying
+    report.bounced, report.recovered = result.bounced, result.recovered
+    report.released = result.released
     app.store.finish_issue_if_done(issue.id)
     return report
 
 
 def send_digest(
-    app: App, digest_id: str, *, dry_run: bool = False, stop: threading.Event | None = None
+    app: App,
+    digest_id: str,
+    *,
+    dry_run: bool = False,
+    stop: threading.Event | None = None,
+    queue_only: bool = False,
 ) -> list[SendReport]:
     """Create the due issue of a digest (if it has new articles) and deliver open issues.
 
     Returns one report per issue touched. With ``dry_run`` nothing is written: the report
-    says what the issue would hold and how many subscribers it would go to.
+    says what the issue would hold and how many subscribers it would go to. With
+    ``queue_only`` the issue is created and its deliveries queued, and ``publisher worker``
+    processes send them.
     """
     digest = app.config.digest(digest_id)
     now = app.clock()
@@ -250,10 +438,28 @@ def send_digest(
             issue, created = app.store.create_issue(
                 digest.id, period.key, subject, [a.id for a in articles if a.id is not None], now
             )
-            planned = app.store.plan_deliveries(issue, now) if created else 0
+            from publisher import cadence
+
+            planned = (
+                app.store.plan_deliveries(
+                    issue,
+                    now,
+                    frequencies=cadence.native_frequencies(digest, now),
+                    due_at=planning.window_start(digest.send_window, digest.timezone, now),
+                )
+                if created
+                else 0
+            )
+            if created:
+                write_archive(app, digest, issue)
             reports.append(
                 SendReport(digest_id=digest.id, issue=issue, created=created, planned=planned)
             )
+    if not dry_run:
+        from publisher import cadence
+
+        # Daily/weekly subscribers of a more frequent digest: roll-ups when their period closes.
+        reports.extend(cadence.plan_rollups(app, digest, now))
     if dry_run:
         for issue in app.store.open_issues(digest.id):
             counts = app.store.delivery_counts(issue.id)
@@ -265,8 +471,12 @@ def send_digest(
                 )
             )
         return reports
+    if queue_only:
+        return reports
     for issue in app.store.open_issues(digest.id):
-        delivered = _deliver(app, digest, issue, stop)
+        if stop is not None and stop.is_set():
+            break
+        delivered = deliver_open_issue(app, issue, stop)
         match = next((r for r in reports if r.issue and r.issue.id == issue.id), None)
         if match:
             match.sent, match.failed, match.retrying = (
@@ -274,6 +484,8 @@ def send_digest(
                 delivered.failed,
                 delivered.retrying,
             )
+            match.bounced, match.recovered = delivered.bounced, delivered.recovered
+            match.released = delivered.released
         else:
             delivered.note = "resumed"
             reports.append(delivered)
@@ -282,6 +494,56 @@ def send_digest(
             SendReport(digest_id=digest.id, issue=existing, note=f"issue {period.key} already sent")
         )
     return reports
+
+
+@dataclass
+class BounceReport:
+    """What a bounce import or IMAP poll did."""
+
+    messages: int = 0
+    not_bounces: int = 0
+    hard: int = 0
+    soft: int = 0
+    unknown: int = 0
+    duplicates: int = 0
+    marked: list[str] = field(default_factory=list)
+
+
+def import_bounce(app: App, raw: bytes, report: BounceReport) -> bool:
+    """Record the bounces one message reports; return whether it was a bounce."""
+    now = app.clock()
+    report.messages += 1
+    found = bounces.parse_bounce(raw, now)
+    if not found:
+        report.not_bounces += 1
+        return False
+    for bounce in found:
+        setattr(report, bounce.kind, getattr(report, bounce.kind) + 1)
+        outcome = app.store.record_bounce(
+            bounce.email,
+            bounce.kind,
+            bounce.status,
+            bounce.diagnostic,
+            bounce.report_id,
+            bounce.occurred_at,
+            now,
+            soft_limit=bounces.SOFT_LIMIT,
+            soft_window=bounces.SOFT_WINDOW,
+        )
+        if outcome == "bounced":
+            report.marked.append(f"{bounce.email} ({bounce.kind}, {bounce.status})")
+        elif outcome == "unknown":
+            report.unknown += 1
+        elif outcome == "duplicate":
+            report.duplicates += 1
+    return True
+
+
+def poll_bounces(app: App) -> tuple[BounceReport, int]:
+    """Poll the [bounces] IMAP folder once; return the report and how many were moved."""
+    report = BounceReport()
+    _, moved = imap.poll(app.config.bounces, lambda raw: import_bounce(app, raw, report))
+    return report, moved
 
 
 @dataclass

@@ -267,7 +267,7 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
     assert cfg.digests == ()
     assert cfg.sources == ()
     assert cfg.feeds.limit == 20
-    assert cfg.feeds.output_dir == Path("feeds")
+    assert cfg.feeds.output_dir == tmp_path / "feeds"  # defaults resolve next to the config
     assert cfg.feeds_url == "http://127.0.0.1:8080/feeds/"
 
 

@@ -90,6 +90,10 @@ subscriptions = Table(
     Column("frequency", String(20), nullable=False, default="every"),
     Column("tags", Text, nullable=False, default="[]"),
     Column("created_at", UTCDateTime, nullable=False),
+    # Cadence (0003): the newest regular issue a daily/weekly subscriber has had in a
+    # roll-up, and the cadence period (``2026-W48``) of that roll-up.
+    Column("cursor_issue_id", Integer),
+    Column("cadence_key", String(40)),
     UniqueConstraint("subscriber_id", "digest_id", name="uq_subscriptions_subscriber_digest"),
     Index("ix_subscriptions_digest_id", "digest_id"),
 )
@@ -103,6 +107,8 @@ issues = Table(
     Column("subject", Text, nullable=False),
     Column("status", String(20), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # "every" for a regular issue; "daily"/"weekly" for a cadence roll-up (0003).
+    Column("cadence", String(20), nullable=False, server_default="every"),
     UniqueConstraint("digest_id", "period", name="uq_issues_digest_period"),
 )
 
@@ -149,4 +155,40 @@ settings = Table(
     metadata,
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+bounce_events = Table(
+    "bounce_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id")),
+    Column("email", String(320), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("diagnostic", Text, nullable=False),
+    Column("report_id", String(500), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    UniqueConstraint("report_id", "email", name="uq_bounce_events_report_email"),
+    Index("ix_bounce_events_email", "email", "occurred_at"),
+)
+
+# The web side (0005): a subscriber's open sign-up request, confirmed by a signed link
+# carrying ``nonce``; and SHA-256 hashes of erased addresses that must not come back.
+signups = Table(
+    "signups",
+    metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), primary_key=True),
+    Column("nonce", String(64), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("digests", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("email_hash", String(64), primary_key=True),
+    Column("reason", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
