@@ -123,8 +123,14 @@ def collect(ctx: click.Context) -> None:
     """Pull new and edited articles from every [[sources]] entry into the store.
 
     A broken file is reported with its path and reason and skipped; the rest are stored.
+    On a terminal, a progress bar counts the sources done.
     """
-    _print_collect(pipeline.collect(_app(ctx)))
+    from publisher.progress import bar
+
+    app = _app(ctx)
+    with bar("collecting", len(app.config.sources)) as advance:
+        report = pipeline.collect(app, on_source=advance)
+    _print_collect(report)
 
 
 @cli.command()
@@ -415,8 +421,12 @@ def subscribers_import(ctx: click.Context, csv_file: Path, pending: bool = False
     added = existing = 0
     errors: list[str] = []
     transport = None
+    from publisher.progress import bar
+
+    with csv_file.open(encoding="utf-8-sig") as handle:
+        rows = max(0, sum(1 for _ in handle) - 1)
     try:
-        with csv_file.open(newline="", encoding="utf-8-sig") as handle:
+        with csv_file.open(newline="", encoding="utf-8-sig") as handle, bar("importing", rows) as advance:
             reader = csv.DictReader(handle)
             fields = [f.strip().lower() for f in reader.fieldnames or []]
             if "email" not in fields:
@@ -424,6 +434,7 @@ def subscribers_import(ctx: click.Context, csv_file: Path, pending: bool = False
             reader.fieldnames = fields
             for row in reader:
                 line = reader.line_num
+                advance(1)
                 try:
                     address = normalize_email(row.get("email") or "")
                     ids = _digest_ids(app.config, (row.get("digests") or "").split())

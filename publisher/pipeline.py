@@ -106,13 +106,15 @@ def _collect_group(
     return results
 
 
-def collect(app: App) -> CollectReport:
+def collect(app: App, on_source: Callable[[int], None] | None = None) -> CollectReport:
     """Collect every source into the store; one bad item or source never stops the rest.
 
     Remote sources are fetched concurrently, one worker per host so that a host is never
     hit by two requests at once. A source that keeps failing is reported on its first
     failure and again when it reaches ``FAILURE_ALERT_AFTER`` runs in a row, not on every
     run; ``publisher status`` always shows it.
+
+    ``on_source(n)`` is told each time ``n`` more sources are done (for a progress bar).
     """
     report = CollectReport()
     now = app.clock()
@@ -122,7 +124,13 @@ def collect(app: App) -> CollectReport:
         host = (urlsplit(source.url).hostname or "") if source.url else f"local:{source.name}"
         groups.setdefault(host, []).append(source)
     with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, max(1, len(groups)))) as pool:
-        batches = list(pool.map(lambda g: _collect_group(app, g, states, now), groups.values()))
+        def run_group(group: list[SourceConfig]) -> list[tuple[SourceConfig, sources.Collected]]:
+            results = _collect_group(app, group, states, now)
+            if on_source:
+                on_source(len(group))
+            return results
+
+        batches = list(pool.map(run_group, groups.values()))
     for source, collected in (item for batch in batches for item in batch):
         report.errors.extend(collected.errors)
         for article in collected.articles:

@@ -154,3 +154,30 @@ def attached(app: Any, stream: TextIO) -> Iterator[None]:
             yield
         finally:
             app.progress = None
+
+
+@contextmanager
+def bar(label: str, total: int | None, *, stream: TextIO | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar for a long command on a terminal; off a terminal, nothing at all.
+
+    Yields ``advance(n)``. Used by ``collect`` (per source) and ``subscribers import``
+    (per row); sends have their own view above.
+    """
+    import sys
+
+    out = stream or sys.stderr
+    if not out.isatty():
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=out),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n=1: progress.advance(task, n)

@@ -294,3 +294,41 @@ def test_daemon_sends_the_due_issue_at_start_and_stops_on_sigterm(tmp_path: Path
     assert "next scheduled issue" in stderr
     # A restart in the same period sends nothing twice.
     assert "already sent" in run_cli(config, "send", "daily", now=NOW).stdout
+
+
+def test_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path)
+    csv_file = tmp_path / "subs.csv"
+    csv_file.write_text("email\na@example.org\nb@example.org\n", encoding="utf-8")
+    env = {**os.environ, "PUBLISHER_TEST_SECRET": "s", "PUBLISHER_NOW": NOW, "COLUMNS": "100"}
+    for args, label, total in (
+        (["subscribers", "import", str(csv_file)], "importing", "2/2"),
+        (["collect"], "collecting", "1/1"),
+    ):
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "publisher", "--config", str(config), *args],
+            stdin=follower, stdout=follower, stderr=follower, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=60)
+        os.close(leader)
+        screen = b"".join(chunks).decode("utf-8", "replace")
+        assert label in screen and total in screen, screen
+    # Off a terminal there is no bar, only the summary line.
+    off = run_cli(config, "subscribers", "import", str(csv_file), now=NOW)
+    assert "importing" not in off.stdout + off.stderr

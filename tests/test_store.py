@@ -169,3 +169,22 @@ def test_whole_cycle_on_this_backend(store_url: str, tmp_path: Path) -> None:
     again = pipeline.run_once(app)
     assert sum(r.sent for r in again.sends) == 0 and again.collected.unchanged == 7
     app.store.close()
+
+
+def test_topic_tags_choose_which_issues_a_subscriber_gets(store_url: str) -> None:
+    store = Store.open(store_url)
+    store.upsert_article(_article("a", T0, tags=("research",)), T0, "h")
+    store.upsert_article(
+        _article("b", T0 + timedelta(hours=1), tags=("surgery", "50%_off")), T0, "h"
+    )
+    by_guid = {a.guid: a.id for a in store.recent_articles(10)}
+    store.add_subscriber("all@example.org", "", ["daily"], T0)
+    store.add_subscriber("surgery@example.org", "", ["daily"], T0, tags=["surgery"])
+    store.add_subscriber("odd@example.org", "", ["daily"], T0, tags=["50%"])
+    research, _ = store.create_issue("daily", "p1", "S", [by_guid["a"]], T0)
+    surgery, _ = store.create_issue("daily", "p2", "S", [by_guid["b"]], T0)
+    assert store.plan_deliveries(research, T0) == 1  # only the subscriber without topics
+    assert store.plan_deliveries(surgery, T0) == 2  # and the one who picked surgery
+    batch = store.claim_batch(surgery.id, "w", T0, 10, 60)
+    assert sorted(r.email for r in batch) == ["all@example.org", "surgery@example.org"]
+    store.close()

@@ -1197,7 +1197,9 @@ class Store:
         One INSERT ... SELECT, so planning is a single statement whatever the list size;
         rows that already exist (a second planner, a restart) are not added again.
         ``frequencies`` limits it to subscriptions of those cadences (the others get
-        roll-ups); ``due_at`` holds the messages back until then (quiet hours).
+        roll-ups); ``due_at`` holds the messages back until then (quiet hours). A
+        subscription with topic tags gets the issue only when one of its articles carries
+        one of those tags.
         """
         already = exists().where(
             deliveries.c.issue_id == issue.id,
@@ -1221,6 +1223,20 @@ class Store:
         )
         if frequencies is not None:
             source = source.where(subscriptions.c.frequency.in_(list(frequencies)))
+        issue_tags: set[str] = set()
+        if issue.article_ids:
+            with self.engine.connect() as conn:
+                for value in conn.scalars(
+                    select(articles.c.tags).where(articles.c.id.in_(issue.article_ids))
+                ):
+                    issue_tags.update(_json_list(value))
+        # Tags are stored as a JSON list of strings, so '"tag"' only matches a whole tag.
+        source = source.where(
+            or_(
+                subscriptions.c.tags == "[]",
+                *(subscriptions.c.tags.contains(json.dumps(t), autoescape=True) for t in sorted(issue_tags)),
+            )
+        )
         columns = [
             "issue_id",
             "subscriber_id",
