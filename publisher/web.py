@@ -152,7 +152,6 @@ def static_routes(prefix: str, folder: Path) -> list[BaseRoute]:
             "ETag": etag,
             "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
             "Cache-Control": CACHE_CONTROL,
-            "Vary": "Accept-Encoding",
             "Content-Security-Policy": STATIC_CSP,
         }
         if _not_modified(request, etag, mtime):
