@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 
 from publisher.config import DeliveryConfig
 from publisher.errors import DeliveryError
-from publisher.messages import MessageTemplate, Personal, personalize
+from publisher.messages import MessageTemplate, personal, personalize
 from publisher.models import Recipient, SendOutcome
 from publisher.store import Store
 from publisher.transports import Transport
@@ -129,25 +129,6 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class _Urls:
-    """Builds per-recipient unsubscribe and preferences URLs."""
-
-    def __init__(self, base_url: str, make_token: Callable[[str, int, str], str]) -> None:
-        self.base = base_url.rstrip("/")
-        self.make_token = make_token
-
-    def personal(self, recipient: Recipient) -> Personal:
-        return Personal(
-            subscriber_id=recipient.subscriber_id,
-            email=recipient.email,
-            name=recipient.name,
-            unsubscribe_url=f"{self.base}/unsubscribe/"
-            + self.make_token("unsubscribe", recipient.subscriber_id, recipient.digest_id),
-            preferences_url=f"{self.base}/preferences/"
-            + self.make_token("preferences", recipient.subscriber_id, ""),
-        )
-
-
 class _Throttle:
     """The shared "slow down" state: consecutive refusals double the pause."""
 
@@ -202,7 +183,7 @@ def deliver_issue(
     halt = threading.Event()  # set when one thread failed: the others stop too
     limiter = RateLimiter(settings.rate_limit)
     throttle = _Throttle(settings.throttle_seconds)
-    urls = _Urls(base_url, make_token)
+
     result = DeliveryResult()
     lock = threading.Lock()
     worker = worker_name()
@@ -256,7 +237,11 @@ def deliver_issue(
             for recipient in batch:
                 if stopping() or not limiter.wait(stopping):
                     break
-                message = personalize(template, urls.personal(recipient))
+                person = personal(
+                    base_url, recipient.subscriber_id, recipient.email, recipient.name,
+                    recipient.digest_id, make_token,
+                )  # fmt: skip
+                message = personalize(template, person)
                 if sign is not None:
                     message = sign(message)
                 name = f"{label}-{recipient.subscriber_id:07d}"

@@ -152,30 +152,26 @@ def _channels(
                     bucket.append(row)
         return out
 
+    def channels(
+        groups: dict[str, list[FeedIndexRow]], folder: str, describe: str
+    ) -> list[tuple[Channel, list[FeedIndexRow]]]:
+        out = []
+        for name, slug in sorted(unique_slugs(groups).items(), key=lambda kv: kv[1]):
+            prefix = f"{folder}/{slug}."
+            channel = Channel(
+                title=f"{site.title}: {name}",
+                description=describe.format(name),
+                prefix=prefix,
+                feed_id=f"{base}/{prefix}{syndication.FILENAMES['atom']}",
+                **common,
+            )
+            out.append((channel, groups[name]))
+        return out
+
     tags = grouped(feeds.per_tag, lambda r: r.tags)
     authors = grouped(feeds.per_author, lambda r: [r.author] if r.author else [])
-    tag_channels = []
-    for tag, slug in sorted(unique_slugs(tags).items(), key=lambda kv: kv[1]):
-        prefix = f"tags/{slug}."
-        channel = Channel(
-            title=f"{site.title}: {tag}",
-            description=f"Articles tagged {tag}",
-            prefix=prefix,
-            feed_id=f"{base}/{prefix}{syndication.FILENAMES['atom']}",
-            **common,
-        )
-        tag_channels.append((channel, tags[tag]))
-    author_channels = []
-    for author, slug in sorted(unique_slugs(authors).items(), key=lambda kv: kv[1]):
-        prefix = f"authors/{slug}."
-        channel = Channel(
-            title=f"{site.title}: {author}",
-            description=f"Articles by {author}",
-            prefix=prefix,
-            feed_id=f"{base}/{prefix}{syndication.FILENAMES['atom']}",
-            **common,
-        )
-        author_channels.append((channel, authors[author]))
+    tag_channels = channels(tags, "tags", "Articles tagged {}")
+    author_channels = channels(authors, "authors", "Articles by {}")
     return main, tag_channels, author_channels
 
 

@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -87,6 +88,29 @@ class Personal:
     name: str
     unsubscribe_url: str
     preferences_url: str
+
+
+def personal(
+    base_url: str,
+    subscriber_id: int,
+    email: str,
+    name: str,
+    digest_id: str,
+    token: Callable[[str, int, str], str],
+) -> Personal:
+    """A recipient's values with their signed links: ``<base>/unsubscribe/<token>`` (bound to
+    the digest, the list of ``List-Id``) and ``<base>/preferences/<token>``.
+
+    ``token(purpose, subscriber_id, digest_id)`` signs; the web routes read the same paths.
+    """
+    base = base_url.rstrip("/")
+    return Personal(
+        subscriber_id=subscriber_id,
+        email=email,
+        name=name,
+        unsubscribe_url=f"{base}/unsubscribe/{token('unsubscribe', subscriber_id, digest_id)}",
+        preferences_url=f"{base}/preferences/{token('preferences', subscriber_id, '')}",
+    )
 
 
 def _header(name: str, value: str) -> str:

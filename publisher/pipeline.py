@@ -284,16 +284,18 @@ def preview_issue(app: App, digest_id: str) -> Preview:
     return Preview(label=label, issue=issue, articles=articles, rendered=rendered)
 
 
-def personal_for(app: App, subscriber_id: int, email: str, name: str, digest_id: str, at: datetime) -> messages.Personal:
+def personal_for(
+    app: App, subscriber_id: int, email: str, name: str, digest_id: str, at: datetime
+) -> messages.Personal:
     """The per-recipient values of a message: signed unsubscribe and preferences URLs."""
     secret = app.secret()
-    base = app.config.web.base_url.rstrip("/")
-    return messages.Personal(
-        subscriber_id=subscriber_id,
-        email=email,
-        name=name,
-        unsubscribe_url=f"{base}/unsubscribe/{make_token(secret, 'unsubscribe', subscriber_id, digest_id, at)}",
-        preferences_url=f"{base}/preferences/{make_token(secret, 'preferences', subscriber_id, '', at)}",
+    return messages.personal(
+        app.config.web.base_url,
+        subscriber_id,
+        email,
+        name,
+        digest_id,
+        lambda purpose, sid, did: make_token(secret, purpose, sid, did, at),
     )
 
 

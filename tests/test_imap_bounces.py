@@ -104,21 +104,22 @@ service imap-login {{
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _bounces_table(server: Imap, more: str = "") -> str:
+    """The [bounces] table pointing at the test server; the password comes from the env."""
+    return (
+        f'\n[bounces]\nimap_host = "127.0.0.1"\nimap_port = {server.port}\nimap_security = "none"\n'
+        f'imap_username = "{USER}"\nimap_password_env = "TEST_IMAP_PASSWORD"\n{more}'
+    )
+
+
 def test_poll_reads_bounces_and_moves_them(tmp_path: Path, imap_server: Imap) -> None:
     client = imap_server.client()
     for name in ("postfix-hard.eml", "gmail-hard.eml", "auto-reply.eml"):
         client.append("INBOX", None, None, (DATA / name).read_bytes().replace(b"\n", b"\r\n"))
     client.logout()
-    extra = f"""
-[bounces]
-imap_host = "127.0.0.1"
-imap_port = {imap_server.port}
-imap_security = "none"
-imap_username = "{USER}"
-imap_password_env = "TEST_IMAP_PASSWORD"
-processed_folder = "Handled bounces"
-"""
-    config = write_config(tmp_path, extra=extra)
+    config = write_config(
+        tmp_path, extra=_bounces_table(imap_server, 'processed_folder = "Handled bounces"\n')
+    )
     env = {"TEST_IMAP_PASSWORD": PASSWORD}
     run_cli(config, "subscribers", "add", "gone@example.org", now=NOW, env=env)
     result = run_cli(config, "bounces", "poll", now=NOW, env=env)
@@ -144,15 +145,7 @@ processed_folder = "Handled bounces"
 
 
 def test_wrong_password_is_one_clear_error(tmp_path: Path, imap_server: Imap) -> None:
-    extra = f"""
-[bounces]
-imap_host = "127.0.0.1"
-imap_port = {imap_server.port}
-imap_security = "none"
-imap_username = "{USER}"
-imap_password_env = "TEST_IMAP_PASSWORD"
-"""
-    config = write_config(tmp_path, extra=extra)
+    config = write_config(tmp_path, extra=_bounces_table(imap_server))
     result = run_cli(
         config, "bounces", "poll", now=NOW, env={"TEST_IMAP_PASSWORD": "wrong"}, check=False
     )
@@ -171,15 +164,7 @@ def test_daemon_polls_the_mailbox_before_sending(tmp_path: Path, imap_server: Im
         "INBOX", None, None, (DATA / "postfix-hard.eml").read_bytes().replace(b"\n", b"\r\n")
     )
     client.logout()
-    extra = f"""
-[bounces]
-imap_host = "127.0.0.1"
-imap_port = {imap_server.port}
-imap_security = "none"
-imap_username = "{USER}"
-imap_password_env = "TEST_IMAP_PASSWORD"
-"""
-    config = write_config(tmp_path, extra=extra)
+    config = write_config(tmp_path, extra=_bounces_table(imap_server))
     run_cli(config, "subscribers", "add", "gone@example.org", now=NOW)
     run_cli(config, "subscribers", "add", "keep@example.org", now=NOW)
     env = {
