@@ -83,8 +83,16 @@ class Channel:
 
     @property
     def atom_id(self) -> str:
-        """The Atom feed id: ``feed_id`` when given, else the site URL."""
-        return self.feed_id or self.site_url
+        """The Atom feed id: ``feed_id`` when given, else the site URL.
+
+        A bare origin gets its trailing slash: ``https://host`` and ``https://host/`` are the
+        same resource, and RFC 4287 ids are compared as strings, so the canonical form keeps
+        validators (and readers that normalise) from seeing two feeds.
+        """
+        if self.feed_id:
+            return self.feed_id
+        parts = urlsplit(self.site_url)
+        return self.site_url + "/" if parts.scheme and parts.netloc and not parts.path else self.site_url
 
 
 def archive_path(page: int) -> str:

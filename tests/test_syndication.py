@@ -226,3 +226,12 @@ def test_control_characters_in_markdown_still_give_a_feed(kind: str, channel: Ch
     item = dataclasses.replace(collected, feed_id="tag:news.example.org,2026:pasted")
     parsed = parse_xml(syndication.build(kind, [item], channel, NOW))
     assert parsed.entries[0].title == "Pasted from a word processor"
+
+
+def test_atom_id_of_a_bare_origin_is_canonical(channel: Channel) -> None:
+    """The W3C validator warns on ``https://host`` as an id; the canonical form has the slash."""
+    bare = dataclasses.replace(channel, site_url="https://news.example.org")
+    root = etree.fromstring(syndication.atom([article(0)], bare, NOW))
+    assert root.findtext(f"{{{ATOM_NS}}}id") == "https://news.example.org/"
+    with_path = dataclasses.replace(channel, site_url="https://example.org/news")
+    assert with_path.atom_id == "https://example.org/news"
