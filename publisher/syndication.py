@@ -134,7 +134,9 @@ class _Extras(BaseExtension):
 
     def extend_atom(self, feed: Any) -> Any:
         """Append links (and ``fh:archive``) to the Atom feed."""
-        self._append(feed, f"{{{ATOM_NS}}}link")
+        # feedgen writes the Atom tree un-namespaced under a literal xmlns attribute, so a
+        # namespaced link would be serialised with a stray ``ns0:`` prefix (validators warn).
+        self._append(feed, "link" if not feed.tag.startswith("{") else f"{{{ATOM_NS}}}link")
         if self.archive:
             etree.SubElement(feed, f"{{{FH_NS}}}archive")
         return feed

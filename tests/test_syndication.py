@@ -235,3 +235,12 @@ def test_atom_id_of_a_bare_origin_is_canonical(channel: Channel) -> None:
     assert root.findtext(f"{{{ATOM_NS}}}id") == "https://news.example.org/"
     with_path = dataclasses.replace(channel, site_url="https://example.org/news")
     assert with_path.atom_id == "https://example.org/news"
+
+
+def test_archive_links_carry_no_stray_namespace_prefix(channel: Channel) -> None:
+    """The extra links sit in the Atom default namespace, not under an ``ns0:`` prefix."""
+    data = syndication.atom_archive([article(0)], channel, page=2, has_next=True, now=NOW)
+    assert b"ns0:" not in data and b"ns1:" not in data
+    root = etree.fromstring(data)
+    rels = {link.get("rel") for link in root.findall(f"{{{ATOM_NS}}}link")}
+    assert {"current", "prev-archive", "next-archive", "self"} <= rels
