@@ -143,9 +143,7 @@ def test_a_new_connection_after_max_messages_per_connection(
     tmp_path: Path, counting: SmtpServer
 ) -> None:
     handler: CountingHandler = counting.handler  # type: ignore[assignment]
-    config = _config(
-        tmp_path, counting, "connections = 1", smtp="max_messages_per_connection = 3"
-    )
+    config = _config(tmp_path, counting, "connections = 1", smtp="max_messages_per_connection = 3")
     emails = [f"reader{i:02d}@example.org" for i in range(10)]
     (tmp_path / "subs.csv").write_text("email\n" + "\n".join(emails) + "\n")
     run_cli(config, "subscribers", "import", "subs.csv")
