@@ -303,8 +303,11 @@ def test_screenshots_and_no_horizontal_scroll_at_375(tmp_path: Path) -> None:
         for scheme in ("light", "dark"):
             png = tmp_path / f"digest-{width}-{scheme}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # What was shot is the page a subscriber gets: personalised through publisher.messages,
-    # every placeholder filled in (an unfilled one would show as PUBLISHER_... text).
+
+
+def test_the_screenshot_page_is_the_personalised_issue() -> None:
+    # bench/screenshots.py shoots the page a subscriber gets: personalised through
+    # publisher.messages, every placeholder filled in (one left would show as PUBLISHER_...).
     spec = importlib.util.spec_from_file_location("screenshots", REPO / "bench" / "screenshots.py")
     assert spec is not None and spec.loader is not None
     screenshots = importlib.util.module_from_spec(spec)
