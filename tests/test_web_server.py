@@ -98,7 +98,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 def test_sign_up_confirm_one_click_unsubscribe_through_the_real_server(
     served: Served, tmp_path: Path
 ) -> None:
-    curl = require_tool("curl", hint="apt-get install curl")
+    curl_bin = require_tool("curl", hint="apt-get install curl")
     config, outbox = served.config, tmp_path / "outbox"
     run_cli(config, "subscribers", "add", "stays@example.org", now=NOW)
 
@@ -157,7 +157,7 @@ def test_sign_up_confirm_one_click_unsubscribe_through_the_real_server(
     for _ in range(2):
         curl = subprocess.run(
             [
-                curl,
+                curl_bin,
                 "-sS",
                 "-X",
                 "POST",
