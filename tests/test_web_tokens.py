@@ -111,8 +111,7 @@ def test_links_signed_with_the_generated_secret_are_honoured_by_serve(
 ) -> None:
     (site.folder / "subs.csv").write_text("email\nana@example.org\nben@example.org\n")
     run_cli(site.config, "subscribers", "import", "subs.csv", env=NO_SECRET)
-    run_cli(site.config, "collect", env=NO_SECRET)
-    run_cli(site.config, "send", "daily", env=NO_SECRET)
+    run_cli(site.config, "run", "--once", env=NO_SECRET)  # collect, feeds, send
 
     secret = _stored_secret(site.folder)
     assert secret and len(secret) >= 32  # generated into the store on first use
@@ -145,8 +144,7 @@ def test_an_unsubscribe_link_from_years_ago_still_works(site: Site, serve: None)
     run_cli(
         site.config, "subscribers", "add", "old.reader@example.org", now=long_ago, env=NO_SECRET
     )
-    run_cli(site.config, "collect", now=long_ago, env=NO_SECRET)
-    run_cli(site.config, "send", "daily", now=long_ago, env=NO_SECRET)
+    run_cli(site.config, "run", "--once", now=long_ago, env=NO_SECRET)
     mail = _issue_mail(site.folder, "old.reader@example.org")
     unsubscribe = str(mail["List-Unsubscribe"]).strip("<>")
     token = unsubscribe.rsplit("/", 1)[1]
