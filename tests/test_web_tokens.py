@@ -28,8 +28,9 @@ import pytest
 from publisher.tokens import TokenError, read_token
 from tests.conftest import free_port, run_cli, write_config
 
-SECRET_ENV = "PUBLISHER_TEST_SECRET"  # what write_config names in [web] secret_env
-NO_SECRET = {SECRET_ENV: ""}  # run_cli sets it; empty means "not set"
+# [web] secret_env is left out, so its default PUBLISHER_SECRET applies; neither it nor
+# the test suite's usual variable is set (run_cli sets that one; empty means "not set").
+NO_SECRET = {"PUBLISHER_SECRET": "", "PUBLISHER_TEST_SECRET": ""}
 
 
 @dataclass
@@ -40,8 +41,7 @@ class Site:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (SECRET_ENV, "PUBLISHER_NOW")}
-    return env
+    return {k: v for k, v in os.environ.items() if k not in (*NO_SECRET, "PUBLISHER_NOW")}
 
 
 @pytest.fixture
@@ -50,10 +50,10 @@ def site(tmp_path: Path) -> Iterator[Site]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = write_config(tmp_path)
+    text = config.read_text().replace('secret_env = "PUBLISHER_TEST_SECRET"\n', "")
+    assert "secret_env" not in text
     config.write_text(
-        config.read_text().replace(
-            'base_url = "https://news.example.org/mail"', f'base_url = "{url}"'
-        )
+        text.replace('base_url = "https://news.example.org/mail"', f'base_url = "{url}"')
     )
     yield Site(tmp_path, config, url)
 
