@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -21,6 +23,37 @@ REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
     "PUBLISHER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+def in_ci() -> bool:
+    """Whether this run is CI (``CI=true``), where nothing the suite needs may be missing."""
+    return os.environ.get("CI") == "true"
+
+
+def require_tool(name: str, *, hint: str = "") -> str:
+    """The path of the program ``name``: skip the test when it is missing, fail under CI.
+
+    A test that silently skips in CI proves nothing, so ``.ci/run`` installs every tool the
+    suite names here and a missing one fails the run there.
+    """
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed" + (f" ({hint})" if hint else "")
+        if in_ci():
+            pytest.fail(f"CI=true needs {reason}", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+def require_module(name: str, *, hint: str = "") -> Any:
+    """Import ``name``: skip the test when it is missing, fail under CI (see require_tool)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        reason = f"{name} cannot be imported: {exc}" + (f" ({hint})" if hint else "")
+        if in_ci():
+            pytest.fail(f"CI=true needs {reason}", pytrace=False)
+        pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -90,7 +123,7 @@ def pg_url() -> Iterator[str]:
         import psycopg  # noqa: F401
         from sqlalchemy import create_engine, text
     except ImportError:  # pragma: no cover
-        if os.environ.get("CI") == "true":
+        if in_ci():
             raise
         pytest.skip("psycopg is not installed (pip install publisher[postgres])")
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -100,7 +133,7 @@ def pg_url() -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001
         admin.dispose()
-        if os.environ.get("CI") == "true":
+        if in_ci():
             raise
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
     try:

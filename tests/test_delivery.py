@@ -232,7 +232,10 @@ def test_resumes_after_the_connection_drops(tmp_path: Path, scripted: SmtpServer
     app.store.close()
 
 
-def test_rate_limit_holds_within_15_percent(tmp_path: Path, scripted: SmtpServer) -> None:
+def test_rate_limit_is_never_exceeded(tmp_path: Path, scripted: SmtpServer) -> None:
+    # A loaded machine can only make the send slower, so the limit is checked as a ceiling
+    # (no window of the send holds more than the rate allows) and the floor it implies
+    # (75 messages at 20/s cannot take less than 74/20 s), not as a +/- window.
     handler: ScriptedHandler = scripted.handler  # type: ignore[assignment]
     app = smtp_app(tmp_path, scripted, "rate_limit = 20\nconnections = 2")
     add_many(app.store, 75)
@@ -240,8 +243,10 @@ def test_rate_limit_holds_within_15_percent(tmp_path: Path, scripted: SmtpServer
     pipeline.send_digest(app, "daily")
     times = sorted(r.at for r in handler.received)
     assert len(times) == 75
-    in_three_seconds = sum(1 for t in times if t - times[0] < 3.0)
-    assert abs(in_three_seconds - 60) <= 0.15 * 60, in_three_seconds
+    span = times[-1] - times[0]
+    assert span >= 0.9 * 74 / 20, span  # 10% for when arrival times bunch up
+    busiest = max(sum(1 for t in times[i:] if t - start < 2.0) for i, start in enumerate(times))
+    assert busiest <= 2.0 * 20 + 3, busiest  # at most one second's burst over the rate
     app.store.close()
 
 

@@ -213,6 +213,23 @@ def _mtimes(folder: Path) -> dict[str, int]:
     }
 
 
+def _wait_for_mtime_tick(folder: Path, newest: int) -> None:
+    """Wait until a file written now gets an mtime later than ``newest``.
+
+    Only then would a needless rewrite show as a changed mtime; the filesystem's clock may
+    tick coarsely, so this waits on the condition instead of sleeping a guessed time.
+    """
+    probe = folder / ".mtime-probe"
+    deadline = time.monotonic() + 10
+    while True:
+        probe.write_bytes(b"x")
+        if probe.stat().st_mtime_ns > newest:
+            probe.unlink()
+            return
+        assert time.monotonic() < deadline, "the filesystem clock did not move"
+        time.sleep(0.001)
+
+
 def test_no_change_rebuild_writes_nothing_and_a_change_rewrites_only_its_feeds(
     site: Site,
 ) -> None:
@@ -221,7 +238,7 @@ def test_no_change_rebuild_writes_nothing_and_a_change_rewrites_only_its_feeds(
     assert first.written and not first.unchanged
     files = _mtimes(site.out)
     contents = {rel: site.read(rel) for rel in files}
-    time.sleep(0.02)
+    _wait_for_mtime_tick(site.out.parent, max(files.values()))
     site.now = NOW + timedelta(days=30)  # the clock moves; nothing else does
     again = site.build()
     assert again.written == []

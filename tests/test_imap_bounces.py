@@ -5,16 +5,20 @@ from __future__ import annotations
 import imaplib
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, run_cli, write_config
+from tests.conftest import free_port, in_ci, require_tool, run_cli, write_config
 
 DATA = Path(__file__).parent / "data" / "bounces"
 NOW = "2026-11-28T15:00:00+00:00"
@@ -31,17 +35,14 @@ class Imap:
         return client
 
 
-def _can_run() -> bool:
-    return shutil.which("dovecot") is not None and os.geteuid() == 0
-
-
 @pytest.fixture
 def imap_server() -> Iterator[Imap]:
     """A throwaway Dovecot on 127.0.0.1 with one user whose mail is a Maildir."""
-    if not _can_run():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI needs Dovecot (apt-get install dovecot-imapd) and root")
-        pytest.skip("dovecot is not installed, or not root")
+    require_tool("dovecot", hint="apt-get install dovecot-imapd")
+    if os.geteuid() != 0:
+        if in_ci():
+            pytest.fail("CI needs root to start Dovecot", pytrace=False)
+        pytest.skip("starting Dovecot needs root")
     # Dovecot's own users must reach these files: pytest's tmp_path is private (0700).
     root = Path(tempfile.mkdtemp(prefix="publisher-dovecot-"))
     home = root / "home"
@@ -98,10 +99,21 @@ service imap-login {{
                 time.sleep(0.2)
         yield Imap(port)
     finally:
-        pid = (root / "run" / "master.pid").read_text().strip()
-        subprocess.run(["kill", pid], check=False)
-        time.sleep(0.5)
+        pid = int((root / "run" / "master.pid").read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        # Wait for Dovecot's master to be gone before its folder is removed.
+        deadline = time.monotonic() + 15
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _bounces_table(server: Imap, more: str = "") -> str:
@@ -156,9 +168,6 @@ def test_wrong_password_is_one_clear_error(tmp_path: Path, imap_server: Imap) ->
 
 
 def test_daemon_polls_the_mailbox_before_sending(tmp_path: Path, imap_server: Imap) -> None:
-    import signal
-    import sys
-
     client = imap_server.client()
     client.append(
         "INBOX", None, None, (DATA / "postfix-hard.eml").read_bytes().replace(b"\n", b"\r\n")
@@ -178,10 +187,12 @@ def test_daemon_polls_the_mailbox_before_sending(tmp_path: Path, imap_server: Im
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
+        # Wait until the daemon recorded the issue's whole send, not a guessed time.
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list((tmp_path / "outbox").glob("*.eml")):
-            time.sleep(0.3)
-        time.sleep(1)
+        while not _send_recorded(tmp_path / "publisher.db"):
+            assert daemon.poll() is None, daemon.communicate()
+            assert time.monotonic() < deadline, "the daemon did not send the issue"
+            time.sleep(0.1)
         daemon.send_signal(signal.SIGTERM)
         _, stderr = daemon.communicate(timeout=20)
     finally:
@@ -192,3 +203,15 @@ def test_daemon_polls_the_mailbox_before_sending(tmp_path: Path, imap_server: Im
     recipients = [p.name for p in (tmp_path / "outbox").glob("*.eml")]
     assert len(recipients) == 1  # keep@ only: gone@ bounced before the send
     assert recipients[0].endswith("-0000002.eml")  # subscriber 2 is keep@
+
+
+def _send_recorded(db: Path) -> bool:
+    """Whether the store holds deliveries, none of them still queued or in flight."""
+    if not db.exists():
+        return False
+    with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=10)) as conn:
+        try:
+            rows = dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))
+        except sqlite3.OperationalError:  # the daemon has not created the tables yet
+            return False
+    return rows.get("sent", 0) >= 1 and not rows.get("queued") and not rows.get("sending")

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import feedparser
-import pytest
 
 from publisher.store import Store
 from tests.conftest import REPO, SmtpServer, run_cli, write_config
@@ -246,7 +245,6 @@ def test_unknown_digest_is_an_operational_error(tmp_path: Path) -> None:
     assert "unknown digest 'weekly' (known: daily)" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_shipped_config_runs_on_embedded_defaults(tmp_path: Path) -> None:
     # The shipped config.toml, copied with the sample content, runs as `make run` does.
     for name in ("config.toml",):

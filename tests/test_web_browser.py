@@ -7,7 +7,6 @@ Playwright only drives the system browser (``executable_path``); it never downlo
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import require_module, require_tool, run_cli
 from tests.test_web_server import NOW, Served, start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -30,14 +29,13 @@ ARGS = [
 ]
 WIDTHS = (375, 1280)
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-    reason="chromium is not installed (apt-get install chromium)",
-)
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
+    # Checked before the server starts: a missing browser skips here, and fails under CI.
+    require_tool("chromium", hint="apt-get install chromium")
+    require_module("playwright.sync_api", hint="pip install -e '.[test]'")
     yield from start_server(tmp_path, NOW)
 
 
@@ -67,7 +65,7 @@ def _shoot(page, tmp_path: Path, name: str) -> list[Path]:  # type: ignore[no-un
 def test_subscribe_confirm_and_change_preferences_in_chromium(
     served: Served, tmp_path: Path
 ) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require_module("playwright.sync_api")
     run_cli(served.config, "collect", now=NOW)  # stored articles' tags become topics
     problems: list[str] = []
     with sync_api.sync_playwright() as playwright:

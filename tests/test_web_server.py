@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ import pytest
 from publisher import config as config_module
 from publisher.errors import ConfigError
 from publisher.store import Store
-from tests.conftest import REPO, free_port, run_cli, write_config
+from tests.conftest import REPO, free_port, require_tool, run_cli, write_config
 from tests.test_pipeline_e2e import NEW_ARTICLE
 
 NOW = "2026-11-28T15:00:00+00:00"
@@ -96,10 +95,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
     yield from start_server(tmp_path, NOW)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_sign_up_confirm_one_click_unsubscribe_through_the_real_server(
     served: Served, tmp_path: Path
 ) -> None:
+    curl_bin = require_tool("curl", hint="apt-get install curl")
     config, outbox = served.config, tmp_path / "outbox"
     run_cli(config, "subscribers", "add", "stays@example.org", now=NOW)
 
@@ -158,7 +157,7 @@ def test_sign_up_confirm_one_click_unsubscribe_through_the_real_server(
     for _ in range(2):
         curl = subprocess.run(
             [
-                "curl",
+                curl_bin,
                 "-sS",
                 "-X",
                 "POST",
