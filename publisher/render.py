@@ -29,7 +29,19 @@ from publisher.errors import DigestError  # noqa: E402
 from publisher.models import Article  # noqa: E402
 from publisher.sanitize import clean_header_text, excerpt, html_to_text  # noqa: E402
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+def builtin_templates() -> Path:
+    """The folder of the built-in templates.
+
+    A wheel carries a copy inside the package (``publisher/templates``, made by setup.py);
+    a checkout or an editable install reads the repository's top-level ``templates/``.
+    """
+    package = Path(__file__).resolve().parent
+    shipped = package / "templates"
+    return shipped if shipped.is_dir() else package.parent / "templates"
+
+
+BUILTIN_TEMPLATES = builtin_templates()
 GREETING = "PUBLISHER_GREETING"
 UNSUBSCRIBE_URL = "PUBLISHER_UNSUBSCRIBE_URL"
 PREFERENCES_URL = "PUBLISHER_PREFERENCES_URL"
