@@ -22,9 +22,9 @@ from publisher.plaintext import is_url
 from publisher.sources.markdown import parse_article
 from publisher.store import Store
 from tests.conftest import REPO, SmtpServer, run_cli, write_config
+from tests.golden_files import assert_golden
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-GOLDEN = Path(__file__).parent / "golden"
 SITE = SiteConfig(
     title="Pleura Health News",
     url="https://news.example.org",
@@ -59,21 +59,10 @@ def render_sample(
     )
 
 
-def _golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("PUBLISHER_REGEN_GOLDEN") == "1":
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-    assert path.exists(), f"{path} missing: run with PUBLISHER_REGEN_GOLDEN=1 to create it"
-    assert actual == path.read_text(encoding="utf-8"), (
-        f"{name} differs (PUBLISHER_REGEN_GOLDEN=1 rewrites)"
-    )
-
-
 def test_golden_html_and_text() -> None:
     rendered = render_sample()
-    _golden("digest.html", rendered.html)
-    _golden("digest.txt", rendered.text)
+    assert_golden("digest.html", rendered.html)
+    assert_golden("digest.txt", rendered.text)
 
 
 def test_html_structure() -> None:
