@@ -123,6 +123,7 @@ def collect(ctx: click.Context) -> None:
     """Pull new and edited articles from every [[sources]] entry into the store.
 
     A broken file is reported with its path and reason and skipped; the rest are stored.
+    Titles, authors and tags are stored as plain text: markup is stripped, its text kept.
     On a terminal, a progress bar counts the sources done.
     """
     from publisher.progress import bar
