@@ -42,16 +42,20 @@ def init_site(folder: Path, now: datetime, *, force: bool = False) -> InitReport
     ``now``, so the first run finds it new and puts it in the first issue.
     """
     config = folder / CONFIG_NAME
+    article = folder / "content" / ARTICLE_NAME
+    templates = folder / "templates"
+    # Every refusal comes before the first write, so a refused init leaves no half a site.
     if config.exists() and not force:
         raise PublisherError(f"{config} already exists; pass --force to overwrite it")
-    if folder.exists() and not folder.is_dir():
-        raise PublisherError(f"{folder} exists and is not a folder")
+    for path, kind in ((config, "a file"), (folder, "a folder"), (article.parent, "a folder"),
+                       (templates, "a folder")):  # fmt: skip
+        if path.exists() and path.is_dir() != (kind == "a folder"):
+            raise PublisherError(f"{path} exists and is not {kind}")
+
     report = InitReport()
     folder.mkdir(parents=True, exist_ok=True)
     (report.replaced if config.exists() else report.created).append(config)
     config.write_text(starter_text(CONFIG_NAME), encoding="utf-8")
-
-    article = folder / "content" / ARTICLE_NAME
     if article.exists():
         report.kept.append(article)
     else:
@@ -59,10 +63,6 @@ def init_site(folder: Path, now: datetime, *, force: bool = False) -> InitReport
         date = (now - timedelta(hours=1)).replace(microsecond=0).isoformat()
         article.write_text(starter_text(ARTICLE_NAME).replace(_DATE_TOKEN, date), encoding="utf-8")
         report.created.append(article)
-
-    templates = folder / "templates"
-    if templates.exists() and not templates.is_dir():
-        raise PublisherError(f"{templates} exists and is not a folder")
     if templates.is_dir():
         report.kept.append(templates)
     else:

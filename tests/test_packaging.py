@@ -154,3 +154,11 @@ def test_init_rejects_a_bad_address_before_writing_anything(tmp_path: Path) -> N
     result = _init(tmp_path, "site", "--email", "not-an-address")
     assert result.returncode == 1 and "invalid address 'not-an-address'" in result.stderr
     assert not (tmp_path / "site").exists()
+
+
+def test_init_refuses_before_writing_when_a_folder_it_needs_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "templates").write_text("not a folder", encoding="utf-8")
+    result = _init(tmp_path, "--email", "")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: templates exists and is not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["templates"]  # nothing written
