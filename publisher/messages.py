@@ -24,6 +24,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import urlsplit
 
+from publisher.plaintext import wrap_greeting
 from publisher.render import GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
 from publisher.sanitize import clean_header_text
 
@@ -196,12 +197,17 @@ def _qp(text: str) -> bytes:
 
 def _values(person: Personal, *, html_escape: bool) -> dict[str, str]:
     name = clean_header_text(person.name, max_length=MAX_NAME)
+    greeting = f"Hi {name}," if name else "Hello,"
     values = {
-        GREETING: f"Hi {name}," if name else "Hello,",
+        GREETING: greeting,
         UNSUBSCRIBE_URL: person.unsubscribe_url,
         PREFERENCES_URL: person.preferences_url,
     }
-    return {k: html.escape(v) for k, v in values.items()} if html_escape else values
+    if html_escape:
+        return {k: html.escape(v) for k, v in values.items()}
+    # The text part keeps lines within 78 columns: a long name wraps (HTML reflows itself).
+    values[GREETING] = wrap_greeting(greeting)
+    return values
 
 
 def fill_placeholders(body: str, person: Personal, *, html: bool) -> str:

@@ -9,7 +9,6 @@ left as placeholder tokens (``PUBLISHER_GREETING``, ``PUBLISHER_UNSUBSCRIBE_URL`
 from __future__ import annotations
 
 import os
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,12 +23,25 @@ os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", "2048")
 import jinja2  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
+from publisher import plaintext  # noqa: E402
 from publisher.config import DigestConfig, SiteConfig  # noqa: E402
 from publisher.errors import DigestError  # noqa: E402
 from publisher.models import Article  # noqa: E402
 from publisher.sanitize import clean_header_text, excerpt, html_to_text  # noqa: E402
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+def builtin_templates() -> Path:
+    """The folder of the built-in templates.
+
+    A wheel carries a copy inside the package (``publisher/templates``, made by setup.py);
+    a checkout or an editable install reads the repository's top-level ``templates/``.
+    """
+    package = Path(__file__).resolve().parent
+    shipped = package / "templates"
+    return shipped if shipped.is_dir() else package.parent / "templates"
+
+
+BUILTIN_TEMPLATES = builtin_templates()
 GREETING = "PUBLISHER_GREETING"
 UNSUBSCRIBE_URL = "PUBLISHER_UNSUBSCRIBE_URL"
 PREFERENCES_URL = "PUBLISHER_PREFERENCES_URL"
@@ -68,7 +80,7 @@ def load_templates(override_dir: Path | None = None) -> Templates:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["wrap"] = _wrap
+    env.filters["wrap"] = plaintext.wrap
     try:
         css = env.loader.get_source(env, "email.css")[0]  # type: ignore[union-attr]
     except jinja2.TemplateNotFound as exc:
@@ -79,18 +91,6 @@ def load_templates(override_dir: Path | None = None) -> Templates:
 def _autoescape_html_only(name: str | None) -> bool:
     # The plain-text part must not be HTML-escaped; everything else is.
     return not (name or "").endswith(".txt.j2")
-
-
-def _wrap(text: str, width: int = 78, indent: str = "", first: str | None = None) -> str:
-    """Fill ``text`` to ``width`` columns; ``first`` prefixes line one, ``indent`` the rest."""
-    return textwrap.fill(
-        " ".join(str(text).split()),
-        width=width,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
 
 
 class _LinkRefs:

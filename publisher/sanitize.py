@@ -4,6 +4,8 @@
   image absolute against a base URL, so the same HTML is safe in feeds, emails and pages.
 * :func:`clean_header_text` turns a title or name into one line that cannot start a new mail
   header, including RFC 2047 encoded words that decode to CR/LF (CVE-2024-6923).
+* :func:`plain_text` strips markup from a title, author or tag name and keeps its text, so
+  feeds, emails and pages all show plain text (the W3C Feed Validator warns on HTML in titles).
 """
 
 from __future__ import annotations
@@ -99,6 +101,62 @@ def clean_header_text(text: str, *, max_length: int = 250) -> str:
         # Still looks like an encoded word after decoding: defang it so no client decodes it.
         text = text.replace("=?", "= ?")
     return text[:max_length].rstrip()
+
+
+class _PlainText(HTMLParser):
+    """Collects the text of a short HTML string; complete script/style elements are dropped."""
+
+    _SPACES = {"br", "p", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden: list[str] | None = None  # text inside an open <script>/<style>
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._hidden = []
+        elif tag in self._SPACES:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SPACES:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._hidden = None  # code, not text
+        elif tag in self._SPACES:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        (self.parts if self._hidden is None else self._hidden).append(data)
+
+    def text(self) -> str:
+        if self._hidden is None:
+            return "".join(self.parts)
+        # An unclosed <script> ("how to use the <script> tag") hides nothing: keep its text,
+        # including what the parser still holds unread while it waits for </script>.
+        return "".join([*self.parts, *self._hidden, self.rawdata])
+
+
+def plain_text(text: str, *, html: bool = True, max_length: int = 250) -> str:
+    """A title, author or tag name as one line of plain text: markup removed, its text kept.
+
+    With ``html`` the value is HTML (front matter, a feed title marked as HTML), so its
+    entities are decoded, once. Without it the value is already decoded text (a feed's
+    plain-text title, a JSON Feed field): tags are still stripped, but an ``&`` stays as it
+    is. The contents of complete ``<script>``/``<style>`` elements are code, not text, and
+    are dropped. The result then goes through :func:`clean_header_text` (one line, no
+    control characters, whitespace collapsed).
+    """
+    if "<" in text or (html and "&" in text):
+        parser = _PlainText()
+        # Escaping "&" first keeps already-decoded text as it is while tags are removed.
+        parser.feed(text if html else text.replace("&", "&amp;"))
+        parser.close()
+        text = parser.text()
+    return clean_header_text(text, max_length=max_length)
 
 
 class _TextExtractor(HTMLParser):

@@ -22,11 +22,20 @@ import feedparser
 from publisher.config import SourceConfig
 from publisher.errors import ContentError
 from publisher.models import Article
-from publisher.sanitize import absolute_url, clean_header_text, clean_html, excerpt, html_to_text
+from publisher.sanitize import (
+    absolute_url,
+    clean_header_text,
+    clean_html,
+    excerpt,
+    html_to_text,
+    plain_text,
+)
 from publisher.sources.fetch import FetchLimits
 
 SUMMARY_WORDS = 40
 _ENTITY = re.compile(rb"<!ENTITY", re.I)
+# feedparser's content types whose values are still HTML (entities not yet decoded).
+_HTML_TYPES = {"text/html", "application/xhtml+xml"}
 
 
 def _struct_time(value: Any) -> datetime | None:
@@ -78,12 +87,17 @@ def _article(
     updated: datetime | None,
     base: str,
     now: datetime,
+    title_is_html: bool = False,
 ) -> Article:
-    title = clean_header_text(title) or "(untitled)"
+    # Titles, authors and tags are plain text everywhere; only a title feedparser marked as
+    # HTML still has entities to decode (it already decoded the others, once).
+    title = plain_text(title, html=title_is_html) or "(untitled)"
     body = clean_html(html or summary_html, link or base)
     summary_source = html_to_text(summary_html) if summary_html else html_to_text(body)
     summary = excerpt(clean_header_text(summary_source, max_length=5000), SUMMARY_WORDS)
-    clean_tags = tuple(dict.fromkeys(t for t in (clean_header_text(x).lower() for x in tags) if t))
+    clean_tags = tuple(
+        dict.fromkeys(t for t in (plain_text(x, html=False).lower() for x in tags) if t)
+    )
     published = published or updated or now
     updated = max(updated or published, published)
     digest = hashlib.sha256(
@@ -98,7 +112,7 @@ def _article(
         updated_at=updated,
         content_html=body,
         summary=summary,
-        author=clean_header_text(author),
+        author=plain_text(author, html=False),
         tags=clean_tags,
         image=image or None,
         content_hash=digest,
@@ -189,6 +203,7 @@ def _xml_feed(body: bytes, url: str, source: SourceConfig, now: datetime) -> lis
         if not image and entry.get("media_thumbnail"):
             image = _http(entry["media_thumbnail"][0].get("url", ""), base)
         title = entry.get("title", "")
+        title_type = (entry.get("title_detail") or {}).get("type", "text/plain")
         articles.append(
             _article(
                 source,
@@ -204,6 +219,7 @@ def _xml_feed(body: bytes, url: str, source: SourceConfig, now: datetime) -> lis
                 updated=updated,
                 base=base,
                 now=now,
+                title_is_html=title_type in _HTML_TYPES,
             )
         )
     return articles

@@ -21,7 +21,14 @@ from markdown_it import MarkdownIt
 from publisher.config import SourceConfig
 from publisher.errors import ContentError
 from publisher.models import Article, Citation
-from publisher.sanitize import absolute_url, clean_header_text, clean_html, excerpt, html_to_text
+from publisher.sanitize import (
+    absolute_url,
+    clean_header_text,
+    clean_html,
+    excerpt,
+    html_to_text,
+    plain_text,
+)
 
 SUMMARY_WORDS = 40
 KNOWN_KEYS = {
@@ -60,7 +67,7 @@ def _tags(value: Any) -> tuple[str, ...]:
         raise ContentError(f"'tags' must be a list, got {value!r}")
     tags: list[str] = []
     for item in items:
-        tag = clean_header_text(str(item)).strip().lower()
+        tag = plain_text(str(item)).lower()
         if tag and tag not in tags:
             tags.append(tag)
     return tuple(tags)
@@ -118,7 +125,8 @@ def parse_article(raw: bytes, rel_path: str, source: str, site_url: str) -> Arti
     unknown = sorted(set(meta) - KNOWN_KEYS)
     if unknown:
         raise ContentError(f"unknown front matter key(s): {', '.join(unknown)}")
-    title = clean_header_text(str(meta.get("title") or ""))
+    # Titles, authors and tags are plain text everywhere: markup is stripped, entities decoded.
+    title = plain_text(str(meta.get("title") or ""))
     if not title:
         raise ContentError("no title in front matter")
     if "date" not in meta:
@@ -146,7 +154,7 @@ def parse_article(raw: bytes, rel_path: str, source: str, site_url: str) -> Arti
         updated_at=max(updated_at, published_at),
         content_html=html,
         summary=summary_text,
-        author=clean_header_text(str(meta.get("author") or "")),
+        author=plain_text(str(meta.get("author") or "")),
         tags=_tags(meta.get("tags")),
         image=_http_url(image, "image", site_url),
         canonical_url=canonical_url,
