@@ -27,6 +27,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # worth reading, but no reason to fail (exit status stays 0)
 
 
 def sample_articles(now: datetime) -> list[Article]:
@@ -146,8 +147,29 @@ def check_store(config: Config) -> Check:
     )
 
 
+def check_schedules(config: Config, now: datetime) -> list[Check]:
+    """Each digest's next fire time, and a warning when crontab semantics moved its schedule."""
+    from zoneinfo import ZoneInfo
+
+    from publisher import cron, planning
+
+    results = []
+    for digest in config.digests:
+        nxt = planning.next_fire_time(digest, now)
+        when = (
+            f"next {nxt.astimezone(ZoneInfo(digest.timezone)):%Y-%m-%d %H:%M} {digest.timezone}"
+            if nxt
+            else "never fires again"
+        )
+        results.append(Check("schedule", True, f"{digest.id}: {digest.schedule!r}, {when}"))
+        moved = cron.moved_by_translation(digest.schedule)
+        if moved:
+            results.append(Check("schedule", True, f"{digest.id}: {moved}", warning=True))
+    return results
+
+
 def run_checks(path: Path, now: datetime) -> list[Check]:
-    """Every check, in order: config, templates, transport, store."""
+    """Every check, in order: config, templates, transport, store, then each schedule."""
     first, config = check_config(path)
     if config is None:
         skipped = [
@@ -155,4 +177,10 @@ def run_checks(path: Path, now: datetime) -> list[Check]:
             for n in ("templates", "transport", "store")
         ]
         return [first, *skipped]
-    return [first, check_templates(config, now), check_transport(config), check_store(config)]
+    return [
+        first,
+        check_templates(config, now),
+        check_transport(config),
+        check_store(config),
+        *check_schedules(config, now),
+    ]

@@ -398,7 +398,7 @@ def _check_url(value: str, where: str) -> None:
 
 def _validate(config: Config, file: Path, locator: _Locator) -> None:
     """Checks that need more than a type: choices, URLs, cron, time zones, uniqueness."""
-    from apscheduler.triggers.cron import CronTrigger
+    from publisher import cron
 
     w = lambda *p: _where(file, locator, p)  # noqa: E731
     _check_url(config.site.url, w("site", "url"))
@@ -483,8 +483,8 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
                 f"{w('digests', i, 'timezone')}: unknown time zone {digest.timezone!r}"
             ) from exc
         try:
-            CronTrigger.from_crontab(digest.schedule, timezone=ZoneInfo(digest.timezone))
-        except ValueError as exc:
+            cron.trigger(digest.schedule, digest.timezone)
+        except cron.CronError as exc:
             raise ConfigError(
                 f"{w('digests', i, 'schedule')}: {digest.schedule!r} is not a valid cron "
                 f"expression ({exc})"

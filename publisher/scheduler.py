@@ -1,8 +1,9 @@
 """The daemon behind ``publisher run`` (clock and signal I/O): APScheduler 3.x jobs.
 
-One ``CronTrigger.from_crontab`` job per ``[[digests]]`` entry, in the digest's time zone,
-plus an interval job (``[schedule] collect_every``) that collects, rewrites the feeds and
-sends deliveries that have become due since (retries, the opening of a ``send_window``).
+One cron job per ``[[digests]]`` entry (:func:`publisher.cron.trigger`: crontab semantics),
+in the digest's time zone, plus an interval job (``[schedule] collect_every``) that
+collects, rewrites the feeds and sends deliveries that have become due since (retries, the
+opening of a ``send_window``).
 Jobs coalesce, never overlap (``max_instances=1``) and run late by at most
 ``misfire_grace_time``.
 
