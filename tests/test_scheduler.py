@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 from publisher.config import load
@@ -36,14 +38,26 @@ class Daemon:
 
     def __init__(self, config: Path, *args: str, now: str = NOW) -> None:
         env = {**os.environ, "PUBLISHER_TEST_SECRET": "s", "PUBLISHER_NOW": now}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "publisher", "--config", str(config), *args, "run"],
-            cwd=config.parent,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        self._start(
+            subprocess.Popen(
+                [sys.executable, "-m", "publisher", "--config", str(config), *args, "run"],
+                cwd=config.parent,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
+
+    @classmethod
+    def attach(cls, proc: subprocess.Popen[str]) -> Daemon:
+        """Follow a daemon started by the test itself (another environment)."""
+        daemon = cls.__new__(cls)
+        daemon._start(proc)
+        return daemon
+
+    def _start(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -191,3 +205,43 @@ def _csv(folder: Path, n: int) -> Path:
     rows = ["email,name"] + [f"bulk{i}@example.org,Bulk {i}" for i in range(n)]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
+
+
+def test_the_daemon_fires_an_every_minute_digest_on_the_real_clock(tmp_path: Path) -> None:
+    """No PUBLISHER_NOW: APScheduler's own cron job must create and send the issue."""
+    every_minute = DAILY.replace('"0 7 * * *"', '"* * * * *"').replace('"daily"', '"minutely"')
+    config = write_config(
+        tmp_path, digests=every_minute, extra='\n[schedule]\ncollect_every = "1s"\n'
+    )
+    for article in (tmp_path / "content").glob("*.md"):
+        article.unlink()  # start-up then has nothing to send: only a cron firing can send
+    env = {**os.environ, "PUBLISHER_TEST_SECRET": "s"}
+    env.pop("PUBLISHER_NOW", None)
+    run_cli(config, "subscribers", "add", "ana@example.org")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "publisher", "--config", str(config), "run"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    daemon = Daemon.attach(proc)
+    outbox = tmp_path / "outbox"
+    try:
+        daemon.wait_for("digest minutely: next scheduled issue")
+        (tmp_path / "content" / "daemon-note.md").write_text(NEW_ARTICLE, encoding="utf-8")
+        daemon.wait_for("collected 1 new")
+        deadline = time.monotonic() + 75
+        while time.monotonic() < deadline and not list(outbox.glob("*.eml")):
+            assert proc.poll() is None, daemon.log()
+            time.sleep(0.2)
+        sent = daemon.wait_for("digest minutely: 20", timeout=10)
+    finally:
+        daemon.terminate()
+    assert proc.returncode == 0, daemon.log()
+    [eml] = outbox.glob("*.eml")
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert message["To"] == "ana@example.org"
+    assert "A Note Collected By The Daemon" in message.get_body(("plain",)).get_content()
+    [(digest, period)] = _issues(config)
+    assert digest == "minutely" and period in sent and "sent=1" in sent
+    # The period is a whole minute after the daemon started: the cron job made it.
+    fired = datetime.fromisoformat(period).replace(tzinfo=UTC)
+    assert fired.second == 0 and abs(datetime.now(UTC) - fired) < timedelta(minutes=3)
