@@ -123,7 +123,9 @@ def collect(ctx: click.Context) -> None:
     """Pull new and edited articles from every [[sources]] entry into the store.
 
     A broken file is reported with its path and reason and skipped; the rest are stored.
-    On a terminal, a progress bar counts the sources done.
+    Everything that can be collected is; the exit code is then 1 when a file was skipped
+    or a source failed (`publisher status` shows failing sources). On a terminal, a
+    progress bar counts the sources done.
     """
     from publisher.progress import bar
 
@@ -131,6 +133,14 @@ def collect(ctx: click.Context) -> None:
     with bar("collecting", len(app.config.sources)) as advance:
         report = pipeline.collect(app, on_source=advance)
     _print_collect(report)
+    if report.failed_sources:
+        click.echo(
+            f"failed    source(s) {', '.join(report.failed_sources)} could not be read "
+            "(see `publisher status`)",
+            err=True,
+        )
+    if not report.ok:
+        ctx.exit(1)
 
 
 @cli.command()

@@ -143,6 +143,8 @@ def collect(app: App, on_source: Callable[[int], None] | None = None) -> Collect
             etag=collected.etag,
             last_modified=collected.last_modified,
         )
+        if collected.failed:
+            report.failed_sources.append(source.name)
         if collected.failed and failures == 1:
             report.errors.append(collected.failed)
         elif collected.failed and failures == FAILURE_ALERT_AFTER:

@@ -215,6 +215,8 @@ def test_the_daemon_fires_an_every_minute_digest_on_the_real_clock(tmp_path: Pat
     )
     for article in (tmp_path / "content").glob("*.md"):
         article.unlink()  # start-up then has nothing to send: only a cron firing can send
+    # A file that every collect skips: logged, and the daemon keeps running.
+    (tmp_path / "content" / "broken.md").write_text("---\ntitle: [x\n---\n", encoding="utf-8")
     env = {**os.environ, "PUBLISHER_TEST_SECRET": "s"}
     env.pop("PUBLISHER_NOW", None)
     run_cli(config, "subscribers", "add", "ana@example.org")
@@ -226,6 +228,7 @@ def test_the_daemon_fires_an_every_minute_digest_on_the_real_clock(tmp_path: Pat
     outbox = tmp_path / "outbox"
     try:
         daemon.wait_for("digest minutely: next scheduled issue")
+        assert "broken.md: broken front matter" in daemon.log()
         (tmp_path / "content" / "daemon-note.md").write_text(NEW_ARTICLE, encoding="utf-8")
         daemon.wait_for("collected 1 new")
         deadline = time.monotonic() + 75
