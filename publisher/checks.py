@@ -121,13 +121,13 @@ def check_transport(config: Config, factory: Callable[[Config], object] | None =
 
 
 def check_store(config: Config) -> Check:
-    """Open the store (applying migrations) and count what it holds."""
+    """Open the store (applying migrations) and count what it holds; never create one."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from publisher.store import Store, translate
 
     try:
-        store = Store.open(config.store_url)
+        store = Store.open(config.store_url, create=False)
     except PublisherError as exc:
         return Check("store", False, str(exc))
     except SQLAlchemyError as exc:

@@ -72,8 +72,25 @@ def _config(ctx: click.Context) -> config_module.Config:
     return config_module.load(ctx.find_root().obj)
 
 
+# Commands that only read: a SQLite store that does not exist is an error naming the path,
+# never a new empty database (and folders) made from a typo in [store] url.
+_READ_ONLY = {
+    ("status",), ("check",), ("preview",), ("issues", "list"), ("issues", "show"),
+    ("subscribers", "list"), ("subscribers", "export"),
+}  # fmt: skip
+
+
+def _reads_only(ctx: click.Context) -> bool:
+    names: list[str] = []
+    node: click.Context | None = ctx
+    while node is not None and node.parent is not None:
+        names.insert(0, node.info_name or "")
+        node = node.parent
+    return tuple(names) in _READ_ONLY or (names == ["send"] and bool(ctx.params.get("dry_run")))
+
+
 def _app(ctx: click.Context) -> pipeline.App:
-    app = pipeline.open_app(_config(ctx))
+    app = pipeline.open_app(_config(ctx), create=not _reads_only(ctx))
     ctx.call_on_close(app.store.close)
     return app
 

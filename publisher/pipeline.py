@@ -76,9 +76,14 @@ class App:
         )
 
 
-def open_app(config: Config, clock: Callable[[], datetime] = clock_module.now) -> App:
-    """Open the store (migrating it) and wire the application."""
-    return App(config=config, store=Store.open(config.store_url), clock=clock)
+def open_app(
+    config: Config, clock: Callable[[], datetime] = clock_module.now, *, create: bool = True
+) -> App:
+    """Open the store (migrating it) and wire the application.
+
+    ``create=False`` (read-only commands): a missing SQLite file is an error, not created.
+    """
+    return App(config=config, store=Store.open(config.store_url, create=create), clock=clock)
 
 
 # -- collect -------------------------------------------------------------------------

@@ -124,6 +124,7 @@ def test_status_next_send_of_a_sunday_schedule_is_a_sunday(tmp_path: Path) -> No
 def test_check_warns_about_a_numeric_day_of_week_and_still_passes(tmp_path: Path) -> None:
     schedule = WEEKLY.format(schedule="0 7 * * 1-5/2")
     config = write_config(tmp_path, digests=schedule)
+    run_cli(config, "db", "upgrade")
     result = run_cli(config, "check", now="2026-12-02T05:00:00+00:00")
     [line] = [x for x in result.stdout.splitlines() if x.startswith("warn")]
     assert "weekly" in line and "numeric day of week '1-5/2'" in line
@@ -138,6 +139,7 @@ def test_check_warns_about_a_numeric_day_of_week_and_still_passes(tmp_path: Path
 
 def test_check_warns_when_both_day_fields_are_set(tmp_path: Path) -> None:
     config = write_config(tmp_path, digests=WEEKLY.format(schedule="0 7 13 * fri"))
+    run_cli(config, "db", "upgrade")
     result = run_cli(config, "check", now="2026-12-02T05:00:00+00:00")
     [line] = [x for x in result.stdout.splitlines() if x.startswith("warn")]
     assert "fires when either matches" in line

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from publisher.errors import StoreError, SubscriberError
 from publisher.models import Article, Citation, Issue, Recipient, SendOutcome, Subscriber
+from publisher.store import location
 from publisher.store.schema import (
     UTCDateTime,
     articles,
@@ -182,10 +183,13 @@ class Store:
     # -- lifecycle -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Store:
-        """Connect to ``url`` and, unless told not to, apply pending migrations."""
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    def open(cls, url: str, *, migrate: bool = True, create: bool = True) -> Store:
+        """Connect to ``url`` and, unless told not to, apply pending migrations.
+
+        With ``create=False`` (the read-only commands) a missing SQLite file is a
+        StoreError naming the path, and nothing is created (see :mod:`.location`).
+        """
+        location.prepare(url, create=create)
         store = cls(make_engine(url))
         if migrate:
             store.upgrade()
