@@ -112,12 +112,19 @@ def check_transport(config: Config, factory: Callable[[Config], object] | None =
         return Check(config.delivery.transport, False, str(exc))
     except OSError as exc:
         return Check(config.delivery.transport, False, f"{where}: {exc}")
-    verb = (
-        "connected, EHLO and login accepted, nothing sent"
-        if config.delivery.transport == "smtp"
-        else "writable"
-    )
-    return Check(config.delivery.transport, True, f"{where}: {verb}")
+    if config.delivery.transport != "smtp":
+        return Check(config.delivery.transport, True, f"{where}: writable")
+    return Check("smtp", True, f"{where}: {_smtp_steps(config)}, nothing sent")
+
+
+def _smtp_steps(config: Config) -> str:
+    """What the SMTP check really did: only a configured username means a login happened."""
+    smtp = config.smtp
+    steps = ["connected", "EHLO", {"starttls": "STARTTLS", "tls": "TLS"}.get(smtp.security, "")]
+    done = ", ".join(step for step in steps if step)
+    if smtp.username:
+        return f"{done} and login accepted"
+    return f"{done} accepted; no login tried ([smtp] username is not set)"
 
 
 def check_store(config: Config) -> Check:

@@ -88,3 +88,13 @@ def test_a_missing_smtp_password_names_the_variable(tmp_path: Path, smtp_server:
     [smtp_line] = [x for x in checked.stdout.splitlines() if x.split()[1:2] == ["smtp"]]
     assert smtp_line.startswith("FAIL") and "PLEURA_SMTP_PASSWORD" in smtp_line
     assert smtp_server.handler.messages == []
+
+
+def test_check_claims_a_login_only_when_one_happened(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    config = write_config(tmp_path, transport="smtp", smtp=smtp_server)
+    run_cli(config, "db", "upgrade")
+    result = run_cli(config, "check", now=NOW)
+    [smtp_line] = [x for x in result.stdout.splitlines() if x.split()[1:2] == ["smtp"]]
+    assert smtp_line.startswith("ok") and "login accepted" not in smtp_line
+    assert "no login tried ([smtp] username is not set)" in smtp_line
+    assert smtp_server.handler.messages == []
