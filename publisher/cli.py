@@ -169,7 +169,8 @@ def feeds(ctx: click.Context, force: bool) -> None:
     """Write the RSS, Atom and JSON feeds into [feeds] output_dir (only files that changed).
 
     Also per-tag and per-author feeds, archive pages, feeds.opml and index.html as
-    configured, and a WebSub ping when feeds changed. A failing hub is a warning.
+    configured, and a WebSub ping when feeds changed. A failing hub never fails the
+    build: it is warned about once per run of failures, then noted when it recovers.
     """
     _print_feeds(pipeline.write_feeds(_app(ctx), force=force))
 
