@@ -499,11 +499,13 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
         if digest.max_html_kb < 20:
             raise ConfigError(f"{w('digests', i, 'max_html_kb')}: must be at least 20")
         try:
-            digest.subject.format(title=digest.title, date="", site=config.site.title, count=0)
+            digest.subject.format(
+                title=digest.title, date="", site=config.site.title, count=0, stories=""
+            )
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(
                 f"{w('digests', i, 'subject')}: {digest.subject!r} uses an unknown field {exc} "
-                "(use {title}, {date}, {site} or {count})"
+                "(use {title}, {date}, {site}, {count} or {stories})"
             ) from exc
         if digest.catch_up:
             parse_duration(digest.catch_up, w("digests", i, "catch_up"))
