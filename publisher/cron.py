@@ -114,23 +114,50 @@ def trigger(schedule: str, timezone: str) -> BaseTrigger:
     return cron(dom, days)
 
 
-def moved_by_translation(schedule: str) -> str | None:
-    """Why ``schedule`` fires at other times than it did under plain ``from_crontab``, or None.
+def _days_under_from_crontab(field: str) -> tuple[str, ...] | None:
+    """The days APScheduler 3's own ``from_crontab`` read ``field`` as (None: refused)."""
+    from datetime import datetime, timedelta
 
-    ``publisher check`` shows this: a numeric day of week now counts from Sunday, and a
-    schedule restricting both day fields now fires when either matches.
+    try:
+        plain = CronTrigger(day_of_week=field, hour=0, minute=0, timezone=ZoneInfo("UTC"))
+    except ValueError:
+        return None
+    start = datetime(2026, 11, 29, tzinfo=ZoneInfo("UTC"))  # a Sunday
+    days = {
+        _NAMES[(fire.weekday() + 1) % 7]
+        for offset in range(7)
+        if (fire := plain.get_next_fire_time(None, start + timedelta(days=offset)))
+        and fire < start + timedelta(days=7)
+    }
+    return tuple(name for name in _NAMES if name in days)
+
+
+def moved_by_translation(schedule: str) -> str | None:
+    """Why ``schedule`` deserves a second look since publisher 0.1, or None.
+
+    publisher 0.1 handed schedules to ``from_crontab`` unchanged. ``publisher check`` shows
+    this note when the day of week is written with numbers (whose meaning changed) or now
+    means other days, and when both day fields are restricted (now either one fires).
     """
     fields = schedule.split()
     if len(fields) != 5:
         return None
     dom, dow = fields[2], fields[4]
     notes = []
-    if any(ch.isdigit() for ch in dow):
-        now_days = ",".join(weekdays(dow))
+    numeric = any(ch.isdigit() for ch in re.sub(r"/\d+", "", dow))
+    now_days, before = weekdays(dow), _days_under_from_crontab(dow)
+    if numeric or now_days != before:
+        named = ",".join(now_days)
+        what = "numeric day of week" if numeric else "day of week"
+        if before is None:
+            then = "publisher 0.1 refused it"
+        elif before != now_days:
+            then = f"publisher 0.1 read it from Monday as {','.join(before)}"
+        else:
+            then = "the same days as in publisher 0.1"
         notes.append(
-            f"numeric day of week {dow!r} now follows crontab (0 and 7 = Sunday): "
-            f"it means {now_days}, where publisher 0.1 counted from Monday (see CHANGELOG.md); "
-            f"write day names ({now_days}) to say so explicitly"
+            f"{what} {dow!r} follows crontab (0 and 7 are Sunday) and means {named}; {then} "
+            f"(see CHANGELOG.md). Write day names ({named}) to say so explicitly"
         )
     if _restricted(dom) and _restricted(dow):
         notes.append(

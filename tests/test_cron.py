@@ -115,6 +115,7 @@ def test_status_next_send_of_a_sunday_schedule_is_a_sunday(tmp_path: Path) -> No
     # Wednesday 2 December 2026, 05:00 UTC. "0" and "7" are both Sunday, as in crontab.
     for schedule in ("0 7 * * 0", "0 7 * * 7"):
         config = write_config(tmp_path, digests=WEEKLY.format(schedule=schedule))
+        run_cli(config, "db", "upgrade")
         result = run_cli(config, "status", "--json", now="2026-12-02T05:00:00+00:00")
         [digest] = json.loads(result.stdout)["digests"]
         assert datetime.fromisoformat(digest["next_fire_time"]) == at(6), schedule
@@ -143,3 +144,22 @@ def test_check_warns_when_both_day_fields_are_set(tmp_path: Path) -> None:
     result = run_cli(config, "check", now="2026-12-02T05:00:00+00:00")
     [line] = [x for x in result.stdout.splitlines() if x.startswith("warn")]
     assert "fires when either matches" in line
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("0 7 * * mon", None),
+        ("0 7 * * fri-sun", None),
+        ("0 7 13 * *", None),
+        ("0 7 * * 0", "means sun; publisher 0.1 read it from Monday as mon"),
+        ("0 7 * * 7", "means sun; publisher 0.1 refused it"),
+        ("0 7 * * */2", "means sun,tue,thu,sat; publisher 0.1 read it from Monday as sun,mon,wed,fri"),
+        ("0 7 * * mon-fri/2", "means mon,wed,fri; publisher 0.1 read it from Monday as mon,tue,wed,thu,fri"),
+        ("0 7 * * 0-6", "the same days as in publisher 0.1"),
+        ("0 7 1 * mon", "fires when either matches"),
+    ],
+)
+def test_check_notes_say_what_moved(schedule: str, expected: str | None) -> None:
+    note = cron.moved_by_translation(schedule)
+    assert note is None if expected is None else expected in (note or "")
