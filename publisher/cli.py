@@ -332,9 +332,9 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
 
     With --once: one cycle, a summary, then exit (non-zero if a digest failed). Without:
     a daemon that schedules each digest's cron in its time zone (read as crontab reads
-    it: 0 and 7 are Sunday) until SIGTERM/SIGINT. At
-    start it sends each digest's latest period if it fired within [schedule] catch_up,
-    and logs every job's next fire time; SIGTERM finishes the current step and exits 0.
+    it: 0 and 7 are Sunday) until SIGTERM/SIGINT. At start it sends each digest's latest
+    period if it fired within [schedule] catch_up, and logs every job's next fire time;
+    SIGTERM finishes the current step and exits 0.
     """
     app = _app(ctx)
     if not once:
@@ -667,8 +667,8 @@ def check(ctx: click.Context) -> None:
     The config (every key), the templates (rendered with sample articles), the transport
     (SMTP: connect, EHLO, STARTTLS and AUTH when a username is set, no message sent;
     file: the outbox), the store (opened and migrated, never created) and each digest's
-    next send. A "warn" line (such as a
-    numeric day of week, which publisher 0.1 counted from Monday) does not fail the check.
+    next send. A "warn" line (such as a numeric day of week, which publisher 0.1 counted
+    from Monday) does not fail the check.
     """
     from publisher import checks
     from publisher.clock import now

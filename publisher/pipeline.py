@@ -340,7 +340,7 @@ def message_template(
     return messages.prepare(
         rendered,
         issue_id=issue_id,
-        site_title=config.delivery.from_name,
+        site_title=config.delivery.from_name or config.site.title,
         site_url=config.site.url,
         digest_id=digest.id,
         digest_title=digest.title,

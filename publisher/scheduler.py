@@ -27,10 +27,12 @@ from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from publisher import logs, pipeline, planning
 from publisher.config import Config, DigestConfig, parse_duration
 from publisher.errors import PublisherError
+from publisher.store import translate
 
 log = logging.getLogger("publisher.scheduler")
 
@@ -99,6 +101,8 @@ class Daemon:
                 log.warning("%s", error)
         except PublisherError as exc:
             log.error("collect failed: %s", exc)
+        except SQLAlchemyError as exc:  # a database hiccup never stops the daemon
+            log.error("collect failed: %s", translate(exc))
         self.deliver_due()
 
     def deliver_due(self) -> None:

@@ -148,7 +148,7 @@ class SmtpTransport:
                 "environment variable that holds the password (passwords never go in config.toml)"
             )
         return (
-            f"{where}: username {self.username!r} is set but the environment variable "
+            f"{where}: username {self.username!r} is set but the password environment variable "
             f"{self.password_env} (password_env) is not set or empty: export {self.password_env}"
         )
 

@@ -259,17 +259,26 @@ class Store:
                 select(articles.c.id, articles.c.content_hash, articles.c.updated_at).where(key)
             ).first()
             if row is None:
-                conn.execute(
-                    insert(articles).values(
-                        source=article.source,
-                        guid=article.guid,
-                        feed_id=feed_id_for(article, site_host, now),
-                        updated_at=article.updated_at,
-                        first_seen_at=now,
-                        **values,
-                    )
-                )
-                return "new"
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            insert(articles).values(
+                                source=article.source,
+                                guid=article.guid,
+                                feed_id=feed_id_for(article, site_host, now),
+                                updated_at=article.updated_at,
+                                first_seen_at=now,
+                                **values,
+                            )
+                        )
+                    return "new"
+                except IntegrityError:
+                    # Another process (a second daemon on the same PostgreSQL) stored it
+                    # between our look and our insert: theirs stands, compare with it.
+                    row = conn.execute(
+                        select(articles.c.id, articles.c.content_hash, articles.c.updated_at)
+                        .where(key)
+                    ).one()
             if row.content_hash == article.content_hash:
                 return "unchanged"
             # An edit without an explicit `updated` date is dated by when we saw it.
