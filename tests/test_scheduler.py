@@ -36,28 +36,20 @@ Body.
 class Daemon:
     """A ``publisher run`` subprocess whose stderr is read line by line in a thread."""
 
-    def __init__(self, config: Path, *args: str, now: str = NOW) -> None:
-        env = {**os.environ, "PUBLISHER_TEST_SECRET": "s", "PUBLISHER_NOW": now}
-        self._start(
-            subprocess.Popen(
-                [sys.executable, "-m", "publisher", "--config", str(config), *args, "run"],
-                cwd=config.parent,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+    def __init__(self, config: Path, *args: str, now: str | None = NOW) -> None:
+        """``now=None`` runs on the real clock (no PUBLISHER_NOW at all)."""
+        env = {**os.environ, "PUBLISHER_TEST_SECRET": "s"}
+        env.pop("PUBLISHER_NOW", None)
+        if now is not None:
+            env["PUBLISHER_NOW"] = now
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "publisher", "--config", str(config), *args, "run"],
+            cwd=config.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-
-    @classmethod
-    def attach(cls, proc: subprocess.Popen[str]) -> Daemon:
-        """Follow a daemon started by the test itself (another environment)."""
-        daemon = cls.__new__(cls)
-        daemon._start(proc)
-        return daemon
-
-    def _start(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -217,14 +209,9 @@ def test_the_daemon_fires_an_every_minute_digest_on_the_real_clock(tmp_path: Pat
         article.unlink()  # start-up then has nothing to send: only a cron firing can send
     # A file that every collect skips: logged, and the daemon keeps running.
     (tmp_path / "content" / "broken.md").write_text("---\ntitle: [x\n---\n", encoding="utf-8")
-    env = {**os.environ, "PUBLISHER_TEST_SECRET": "s"}
-    env.pop("PUBLISHER_NOW", None)
     run_cli(config, "subscribers", "add", "ana@example.org")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(config), "run"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    daemon = Daemon.attach(proc)
+    daemon = Daemon(config, now=None)
+    proc = daemon.proc
     outbox = tmp_path / "outbox"
     try:
         daemon.wait_for("digest minutely: next scheduled issue")
