@@ -27,6 +27,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # worth reading, but no reason to fail (exit status stays 0)
 
 
 def sample_articles(now: datetime) -> list[Article]:
@@ -111,22 +112,29 @@ def check_transport(config: Config, factory: Callable[[Config], object] | None =
         return Check(config.delivery.transport, False, str(exc))
     except OSError as exc:
         return Check(config.delivery.transport, False, f"{where}: {exc}")
-    verb = (
-        "connected, EHLO and login accepted, nothing sent"
-        if config.delivery.transport == "smtp"
-        else "writable"
-    )
-    return Check(config.delivery.transport, True, f"{where}: {verb}")
+    if config.delivery.transport != "smtp":
+        return Check(config.delivery.transport, True, f"{where}: writable")
+    return Check("smtp", True, f"{where}: {_smtp_steps(config)}, nothing sent")
+
+
+def _smtp_steps(config: Config) -> str:
+    """What the SMTP check really did: only a configured username means a login happened."""
+    smtp = config.smtp
+    steps = ["connected", "EHLO", {"starttls": "STARTTLS", "tls": "TLS"}.get(smtp.security, "")]
+    done = ", ".join(step for step in steps if step)
+    if smtp.username:
+        return f"{done} and login accepted"
+    return f"{done} accepted; no login tried ([smtp] username is not set)"
 
 
 def check_store(config: Config) -> Check:
-    """Open the store (applying migrations) and count what it holds."""
+    """Open the store (applying migrations) and count what it holds; never create one."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from publisher.store import Store, translate
 
     try:
-        store = Store.open(config.store_url)
+        store = Store.open(config.store_url, create=False)
     except PublisherError as exc:
         return Check("store", False, str(exc))
     except SQLAlchemyError as exc:
@@ -146,8 +154,29 @@ def check_store(config: Config) -> Check:
     )
 
 
+def check_schedules(config: Config, now: datetime) -> list[Check]:
+    """Each digest's next fire time, and a warning when crontab semantics moved its schedule."""
+    from zoneinfo import ZoneInfo
+
+    from publisher import cron, planning
+
+    results = []
+    for digest in config.digests:
+        nxt = planning.next_fire_time(digest, now)
+        when = (
+            f"next {nxt.astimezone(ZoneInfo(digest.timezone)):%Y-%m-%d %H:%M} {digest.timezone}"
+            if nxt
+            else "never fires again"
+        )
+        results.append(Check("schedule", True, f"{digest.id}: {digest.schedule!r}, {when}"))
+        moved = cron.moved_by_translation(digest.schedule)
+        if moved:
+            results.append(Check("schedule", True, f"{digest.id}: {moved}", warning=True))
+    return results
+
+
 def run_checks(path: Path, now: datetime) -> list[Check]:
-    """Every check, in order: config, templates, transport, store."""
+    """Every check, in order: config, templates, transport, store, then each schedule."""
     first, config = check_config(path)
     if config is None:
         skipped = [
@@ -155,4 +184,10 @@ def run_checks(path: Path, now: datetime) -> list[Check]:
             for n in ("templates", "transport", "store")
         ]
         return [first, *skipped]
-    return [first, check_templates(config, now), check_transport(config), check_store(config)]
+    return [
+        first,
+        check_templates(config, now),
+        check_transport(config),
+        check_store(config),
+        *check_schedules(config, now),
+    ]

@@ -72,8 +72,25 @@ def _config(ctx: click.Context) -> config_module.Config:
     return config_module.load(ctx.find_root().obj)
 
 
+# Commands that only read: a SQLite store that does not exist is an error naming the path,
+# never a new empty database (and folders) made from a typo in [store] url.
+_READ_ONLY = {
+    ("status",), ("check",), ("preview",), ("issues", "list"), ("issues", "show"),
+    ("subscribers", "list"), ("subscribers", "export"),
+}  # fmt: skip
+
+
+def _reads_only(ctx: click.Context) -> bool:
+    names: list[str] = []
+    node: click.Context | None = ctx
+    while node is not None and node.parent is not None:
+        names.insert(0, node.info_name or "")
+        node = node.parent
+    return tuple(names) in _READ_ONLY or (names == ["send"] and bool(ctx.params.get("dry_run")))
+
+
 def _app(ctx: click.Context) -> pipeline.App:
-    app = pipeline.open_app(_config(ctx))
+    app = pipeline.open_app(_config(ctx), create=not _reads_only(ctx))
     ctx.call_on_close(app.store.close)
     return app
 
@@ -124,7 +141,9 @@ def collect(ctx: click.Context) -> None:
 
     A broken file is reported with its path and reason and skipped; the rest are stored.
     Titles, authors and tags are stored as plain text: markup is stripped, its text kept.
-    On a terminal, a progress bar counts the sources done.
+    Everything that can be collected is; the exit code is then 1 when a file was skipped
+    or a source failed (`publisher status` shows failing sources). On a terminal, a
+    progress bar counts the sources done.
     """
     from publisher.progress import bar
 
@@ -132,6 +151,14 @@ def collect(ctx: click.Context) -> None:
     with bar("collecting", len(app.config.sources)) as advance:
         report = pipeline.collect(app, on_source=advance)
     _print_collect(report)
+    if report.failed_sources:
+        click.echo(
+            f"failed    source(s) {', '.join(report.failed_sources)} could not be read "
+            "(see `publisher status`)",
+            err=True,
+        )
+    if not report.ok:
+        ctx.exit(1)
 
 
 @cli.command()
@@ -143,7 +170,8 @@ def feeds(ctx: click.Context, force: bool) -> None:
     """Write the RSS, Atom and JSON feeds into [feeds] output_dir (only files that changed).
 
     Also per-tag and per-author feeds, archive pages, feeds.opml and index.html as
-    configured, and a WebSub ping when feeds changed. A failing hub is a warning.
+    configured, and a WebSub ping when feeds changed. A failing hub never fails the
+    build: it is warned about once per run of failures, then noted when it recovers.
     """
     _print_feeds(pipeline.write_feeds(_app(ctx), force=force))
 
@@ -304,9 +332,10 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
     """Collect, write feeds and send every due digest.
 
     With --once: one cycle, a summary, then exit (non-zero if a digest failed). Without:
-    a daemon that schedules each digest's cron in its time zone until SIGTERM/SIGINT. At
-    start it sends each digest's latest period if it fired within [schedule] catch_up,
-    and logs every job's next fire time; SIGTERM finishes the current step and exits 0.
+    a daemon that schedules each digest's cron in its time zone (read as crontab reads
+    it: 0 and 7 are Sunday) until SIGTERM/SIGINT. At start it sends each digest's latest
+    period if it fired within [schedule] catch_up, and logs every job's next fire time;
+    SIGTERM finishes the current step and exits 0.
     """
     app = _app(ctx)
     if not once:
@@ -637,18 +666,22 @@ def check(ctx: click.Context) -> None:
     """Check everything before a send and print a checklist; exit 1 if anything fails.
 
     The config (every key), the templates (rendered with sample articles), the transport
-    (SMTP: connect, EHLO, STARTTLS and AUTH, no message sent; file: the outbox) and the
-    store (opened and migrated).
+    (SMTP: connect, EHLO, STARTTLS and AUTH when a username is set, no message sent;
+    file: the outbox), the store (opened and migrated, never created) and each digest's
+    next send. A "warn" line (such as a numeric day of week, which publisher 0.1 counted
+    from Monday) does not fail the check.
     """
     from publisher import checks
     from publisher.clock import now
 
     results = checks.run_checks(ctx.find_root().obj, now())
     for result in results:
-        mark = "ok  " if result.ok else "FAIL"
+        mark = "FAIL" if not result.ok else "warn" if result.warning else "ok  "
         click.echo(f"{mark}  {result.name:<10} {result.detail}")
     failed = [r for r in results if not r.ok]
-    click.echo("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    warned = sum(1 for r in results if r.warning)
+    summary = "all checks passed" if not failed else f"{len(failed)} check(s) failed"
+    click.echo(summary + (f", {warned} warning(s)" if warned else ""))
     if failed:
         ctx.exit(1)
 

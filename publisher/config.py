@@ -18,7 +18,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -134,7 +134,11 @@ class DkimConfig:
 class DeliveryConfig:
     """[delivery]: how messages leave (``file`` outbox or ``smtp``) and how fast."""
 
+    # `from` may be "Name <address>" or a bare address. After loading, from_ holds the bare
+    # address (the envelope sender everywhere) and from_name the display name: the one
+    # written in `from`, else [site] title.
     from_: str = "newsletter@example.org"
+    from_name: str = ""
     transport: str = "file"
     outbox_dir: Path = Path("outbox")
     reply_to: str = ""
@@ -261,6 +265,7 @@ _SECTIONS: dict[str, type] = {
 }
 _ARRAYS = {"sources", "digests"}
 _RESERVED = {"from_": "from"}
+_DERIVED = {"from_name"}  # computed at load time, never read from the file
 
 
 class _Locator:
@@ -361,7 +366,9 @@ def _build(
     if not isinstance(table, dict):
         raise ConfigError(f"{_where(file, locator, path)}: expected a table, got {table!r}")
     hints = typing.get_type_hints(cls)
-    names = {_RESERVED.get(f.name, f.name): f for f in dataclasses.fields(cls)}
+    names = {
+        _RESERVED.get(f.name, f.name): f for f in dataclasses.fields(cls) if f.name not in _DERIVED
+    }
     kwargs: dict[str, Any] = {}
     for key, value in table.items():
         if key not in names:
@@ -398,7 +405,7 @@ def _check_url(value: str, where: str) -> None:
 
 def _validate(config: Config, file: Path, locator: _Locator) -> None:
     """Checks that need more than a type: choices, URLs, cron, time zones, uniqueness."""
-    from apscheduler.triggers.cron import CronTrigger
+    from publisher import cron
 
     w = lambda *p: _where(file, locator, p)  # noqa: E731
     _check_url(config.site.url, w("site", "url"))
@@ -427,10 +434,6 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
         raise ConfigError(
             f"{w('delivery.dkim')}: set exactly one of private_key_path and private_key_env"
         )
-    try:
-        validate_email(config.delivery.from_, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ConfigError(f"{w('delivery', 'from')}: {config.delivery.from_!r}: {exc}") from exc
     if config.delivery.reply_to:
         name, address = parseaddr(config.delivery.reply_to)
         problem = ""
@@ -483,8 +486,8 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
                 f"{w('digests', i, 'timezone')}: unknown time zone {digest.timezone!r}"
             ) from exc
         try:
-            CronTrigger.from_crontab(digest.schedule, timezone=ZoneInfo(digest.timezone))
-        except ValueError as exc:
+            cron.trigger(digest.schedule, digest.timezone)
+        except cron.CronError as exc:
             raise ConfigError(
                 f"{w('digests', i, 'schedule')}: {digest.schedule!r} is not a valid cron "
                 f"expression ({exc})"
@@ -496,11 +499,13 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
         if digest.max_html_kb < 20:
             raise ConfigError(f"{w('digests', i, 'max_html_kb')}: must be at least 20")
         try:
-            digest.subject.format(title=digest.title, date="", site=config.site.title, count=0)
+            digest.subject.format(
+                title=digest.title, date="", site=config.site.title, count=0, stories=""
+            )
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(
                 f"{w('digests', i, 'subject')}: {digest.subject!r} uses an unknown field {exc} "
-                "(use {title}, {date}, {site} or {count})"
+                "(use {title}, {date}, {site}, {count} or {stories})"
             ) from exc
         if digest.catch_up:
             parse_duration(digest.catch_up, w("digests", i, "catch_up"))
@@ -596,7 +601,40 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Config:
             kwargs[key] = _build(cls, {}, (key,), path, locator)
     config = Config(path=path, **kwargs)
     _validate(config, path, locator)
-    return config
+    return _with_sender(config, _where(path, locator, ("delivery", "from")))
+
+
+def _with_sender(config: Config, where: str) -> Config:
+    """Split ``[delivery] from`` ("Name <address>" or an address) into address and name.
+
+    ``email.utils.parseaddr`` splits it, since the validator takes only a bare address;
+    the display name defaults to ``[site] title``.
+    """
+    raw = config.delivery.from_
+    pairs = getaddresses([raw])
+    name, address = pairs[0] if len(pairs) == 1 else ("", "")
+    problem = ""
+    if _CONTROL_CHARS.search(raw):
+        problem = "holds a control character (a line break could forge headers)"
+    elif len(pairs) > 1:
+        problem = "holds more than one address"
+    elif not address:
+        problem = "is not an address"
+    elif "<" in raw and not raw.rstrip().endswith(">"):
+        problem = "has an unclosed '<'"
+    else:
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError as exc:
+            problem = str(exc)
+    if problem:
+        raise ConfigError(
+            f'{where}: {raw!r}: {problem} (write "Name <news@example.org>" or "news@example.org")'
+        )
+    delivery = dataclasses.replace(
+        config.delivery, from_=address, from_name=name.strip() or config.site.title
+    )
+    return dataclasses.replace(config, delivery=delivery)
 
 
 def secret_from_env(env_name: str, *, what: str) -> str | None:

@@ -9,7 +9,8 @@ without being rebuilt; the others are rebuilt by :mod:`publisher.syndication`, c
 byte for byte, and written atomically only when the bytes differ, so unchanged files
 keep their mtime. Archive pages that are full and have a newer page after them are
 never rewritten. After a build that changed feeds, a configured WebSub hub is pinged;
-a failing hub is logged and retried on the next build, and never fails the build.
+a failing hub is retried on the next build and never fails the build: it is warned about
+once per run of failures, with the reason, and noted when it recovers.
 """
 
 from __future__ import annotations
@@ -299,26 +300,31 @@ def write_feeds(
             changed_topics.append(doc.topic)
         files[doc.path] = fp
     pending: list[str] = list(state.get("websub_pending", []))
+    failing: dict[str, Any] | None = state.get("websub_failing")
     hub = config.feeds.websub_hub
     if hub:
         topics = sorted(set(pending) | set(changed_topics))
         if topics:
-            try:
-                (ping or _ping)(hub, topics, config.feeds.websub_timeout)
-            except websub.HubError as exc:
-                log.warning("%s; will retry on the next build", exc)
-                report.warnings.append(f"{exc}; will retry on the next build")
-                pending = topics
-            else:
-                report.websub = f"pinged {hub} for {len(topics)} feed(s)"
-                pending = []
+            send = ping or _ping
+            outcome = websub.announce(
+                hub, topics, failing, now, lambda h, t: send(h, t, config.feeds.websub_timeout)
+            )
+            pending, failing = outcome.pending, outcome.failing
+            report.websub = outcome.note
+            if outcome.warning:
+                log.warning("%s", outcome.warning)
+                report.warnings.append(outcome.warning)
+            elif outcome.note:
+                log.info("websub: %s", outcome.note)
     else:
-        pending = []
+        pending, failing = [], None
     planned = {d.path for d in docs}
-    new_state = {
+    new_state: dict[str, Any] = {
         "files": {k: v for k, v in files.items() if k in planned},
         "websub_pending": pending,
     }
+    if failing:
+        new_state["websub_failing"] = failing
     if new_state != state:
         store.save_feeds_state(new_state)
     return report

@@ -99,6 +99,14 @@ class CollectReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    # Every source that failed this run, even one whose (repeated) error is not in
+    # ``errors``: a command that collects exits 1 when this or ``errors`` is not empty.
+    failed_sources: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every source was read and no file was skipped."""
+        return not self.errors and not self.failed_sources
 
 
 @dataclass

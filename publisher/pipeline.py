@@ -76,9 +76,14 @@ class App:
         )
 
 
-def open_app(config: Config, clock: Callable[[], datetime] = clock_module.now) -> App:
-    """Open the store (migrating it) and wire the application."""
-    return App(config=config, store=Store.open(config.store_url), clock=clock)
+def open_app(
+    config: Config, clock: Callable[[], datetime] = clock_module.now, *, create: bool = True
+) -> App:
+    """Open the store (migrating it) and wire the application.
+
+    ``create=False`` (read-only commands): a missing SQLite file is an error, not created.
+    """
+    return App(config=config, store=Store.open(config.store_url, create=create), clock=clock)
 
 
 # -- collect -------------------------------------------------------------------------
@@ -143,6 +148,8 @@ def collect(app: App, on_source: Callable[[int], None] | None = None) -> Collect
             etag=collected.etag,
             last_modified=collected.last_modified,
         )
+        if collected.failed:
+            report.failed_sources.append(source.name)
         if collected.failed and failures == 1:
             report.errors.append(collected.failed)
         elif collected.failed and failures == FAILURE_ALERT_AFTER:
@@ -333,7 +340,7 @@ def message_template(
     return messages.prepare(
         rendered,
         issue_id=issue_id,
-        site_title=config.site.title,
+        site_title=config.delivery.from_name or config.site.title,
         site_url=config.site.url,
         digest_id=digest.id,
         digest_title=digest.title,

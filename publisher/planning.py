@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.base import BaseTrigger
 
+from publisher import cron
 from publisher.config import DigestConfig, parse_window
 from publisher.models import Article
 
@@ -36,9 +37,10 @@ class Period:
     fire_time: datetime
 
 
-def trigger_for(digest: DigestConfig) -> CronTrigger:
-    """The APScheduler trigger of a digest's cron schedule in its time zone."""
-    return CronTrigger.from_crontab(digest.schedule, timezone=ZoneInfo(digest.timezone))
+def trigger_for(digest: DigestConfig) -> BaseTrigger:
+    """The APScheduler trigger of a digest's cron schedule in its time zone, read as
+    crontab(5) reads it (see :mod:`publisher.cron`)."""
+    return cron.trigger(digest.schedule, digest.timezone)
 
 
 def _kind(schedule: str) -> str:
@@ -64,7 +66,7 @@ def period_key(digest: DigestConfig, fire_time: datetime) -> str:
     return local.strftime("%Y-%m-%dT%H:%M")
 
 
-def latest_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
+def latest_fire_time(trigger: BaseTrigger, now: datetime) -> datetime | None:
     """The latest fire time at or before ``now`` (None if none in the last ~2 years)."""
     lookback = timedelta(hours=1)
     while lookback <= _MAX_LOOKBACK:

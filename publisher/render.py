@@ -114,10 +114,20 @@ def format_date(moment: datetime, tz: ZoneInfo) -> str:
     return f"{local.day} {local:%B %Y}"
 
 
+def stories(count: int) -> str:
+    """The ``{stories}`` subject field: ``1 new story``, ``3 new stories``."""
+    return f"{count} new {'story' if count == 1 else 'stories'}"
+
+
 def subject_for(digest: DigestConfig, site: SiteConfig, count: int, now: datetime) -> str:
-    """The issue's subject line from the digest's ``subject`` pattern, safe for a header."""
+    """The issue's subject line from the digest's ``subject`` pattern, safe for a header.
+
+    Fields: ``{title}``, ``{date}``, ``{site}``, ``{count}`` and ``{stories}``.
+    """
     date = format_date(now, ZoneInfo(digest.timezone))
-    raw = digest.subject.format(title=digest.title, date=date, site=site.title, count=count)
+    raw = digest.subject.format(
+        title=digest.title, date=date, site=site.title, count=count, stories=stories(count)
+    )
     return clean_header_text(raw)
 
 

@@ -1,8 +1,9 @@
 """The daemon behind ``publisher run`` (clock and signal I/O): APScheduler 3.x jobs.
 
-One ``CronTrigger.from_crontab`` job per ``[[digests]]`` entry, in the digest's time zone,
-plus an interval job (``[schedule] collect_every``) that collects, rewrites the feeds and
-sends deliveries that have become due since (retries, the opening of a ``send_window``).
+One cron job per ``[[digests]]`` entry (:func:`publisher.cron.trigger`: crontab semantics),
+in the digest's time zone, plus an interval job (``[schedule] collect_every``) that
+collects, rewrites the feeds and sends deliveries that have become due since (retries, the
+opening of a ``send_window``).
 Jobs coalesce, never overlap (``max_instances=1``) and run late by at most
 ``misfire_grace_time``.
 
@@ -26,10 +27,12 @@ from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from publisher import logs, pipeline, planning
 from publisher.config import Config, DigestConfig, parse_duration
 from publisher.errors import PublisherError
+from publisher.store import translate
 
 log = logging.getLogger("publisher.scheduler")
 
@@ -98,6 +101,8 @@ class Daemon:
                 log.warning("%s", error)
         except PublisherError as exc:
             log.error("collect failed: %s", exc)
+        except SQLAlchemyError as exc:  # a database hiccup never stops the daemon
+            log.error("collect failed: %s", translate(exc))
         self.deliver_due()
 
     def deliver_due(self) -> None:

@@ -53,7 +53,7 @@ def request(
     env = app.templates.env
     domain = config.delivery.from_.rpartition("@")[2] or "localhost"
     raw = subscriptions.confirmation_message(
-        site_title=config.site.title,
+        site_title=config.delivery.from_name or config.site.title,
         from_addr=config.delivery.from_,
         reply_to=config.delivery.reply_to,
         to_addr=email,

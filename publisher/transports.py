@@ -91,12 +91,14 @@ class SmtpTransport:
         security: str,
         username: str = "",
         password: str | None = None,
+        password_env: str = "",
         timeout: float = 30.0,
         verify_certificates: bool = True,
         max_messages_per_connection: int = 1000,
     ) -> None:
         self.host, self.port, self.security = host, port, security
         self.username, self.password = username, password
+        self.password_env = password_env  # named in the error when the password is missing
         self.timeout = timeout
         self.verify = verify_certificates
         self.max_per_connection = max_messages_per_connection
@@ -126,10 +128,7 @@ class SmtpTransport:
                     smtp.ehlo()
             if self.username:
                 if self.password is None:
-                    raise TransportError(
-                        f"{where}: username is set but the password environment variable is empty",
-                        hint="export the variable named by [smtp] password_env",
-                    )
+                    raise TransportError(self._no_password(where))
                 smtp.login(self.username, self.password)
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportError(
@@ -141,6 +140,17 @@ class SmtpTransport:
             raise TransportError(f"{where}: cannot connect: {exc}") from exc
         self._smtp = smtp
         self._sent_on_connection = 0
+
+    def _no_password(self, where: str) -> str:
+        if not self.password_env:
+            return (
+                f"{where}: username {self.username!r} is set but password_env is not: name the "
+                "environment variable that holds the password (passwords never go in config.toml)"
+            )
+        return (
+            f"{where}: username {self.username!r} is set but the password environment variable "
+            f"{self.password_env} (password_env) is not set or empty: export {self.password_env}"
+        )
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> str:
         """Send one message; reconnect when the connection dropped or is used up."""
@@ -213,6 +223,7 @@ def _smtp(config: Config) -> Transport:
         security=smtp.security,
         username=smtp.username,
         password=secret_from_env(smtp.password_env, what="[smtp] password_env"),
+        password_env=smtp.password_env,
         timeout=smtp.timeout,
         verify_certificates=smtp.verify_certificates,
         max_messages_per_connection=smtp.max_messages_per_connection,

@@ -407,7 +407,8 @@ def test_markdown_script_and_missing_date_through_the_cli(tmp_path: Path) -> Non
         encoding="utf-8",
     )
     (content / "undated.md").write_text("---\ntitle: No date\n---\nBody.\n", encoding="utf-8")
-    collected = run_cli(config, "collect", now="2026-11-28T15:00:00+00:00")
+    collected = run_cli(config, "collect", now="2026-11-28T15:00:00+00:00", check=False)
+    assert collected.returncode == 1  # undated.md was skipped; the rest was stored
     assert "undated.md: no date in front matter" in collected.stderr
     built = run_cli(config, "feeds", now="2026-11-28T15:00:00+00:00")
     assert "feeds     wrote" in built.stdout

@@ -130,3 +130,37 @@ def test_publish_raises_hub_error_with_the_status(hub: Hub) -> None:
     with pytest.raises(websub.HubError, match="answered 400"):
         websub.publish(hub.url, ["https://news.example.org/feeds/rss.xml"])
     websub.publish(hub.url, [])  # nothing to announce: no request
+
+
+def test_a_failing_hub_is_warned_about_once_per_run_and_its_recovery_noted(
+    tmp_path: Path, hub: Hub
+) -> None:
+    """Separate `publisher feeds` processes: the run of failures is kept in the store."""
+    site = Site(tmp_path, f'websub_hub = "{hub.url}"\n')
+    site.add(make_article(1))
+    site.store.close()
+    feeds = lambda: run_cli(site.path, "feeds", now="2026-11-28T15:00:00+00:00")  # noqa: E731
+    hub.status = 503
+    first = feeds()
+    assert f"warning: WebSub hub {hub.url} answered 503" in first.stderr
+    assert "not warned again until the hub recovers" in first.stderr
+    second = feeds()  # the ping is still owed and fails again: a note, not a warning
+    assert "warning" not in second.stderr
+    assert "websub    hub still failing since 2026-11-28T15:00:00+00:00 (2 attempts)" in second.stdout
+    assert "answered 503" in second.stdout
+    hub.status = 204
+    third = feeds()
+    assert "warning" not in third.stderr
+    assert f"websub    pinged {hub.url} for 3 feed(s); the hub recovered after 2 failed" in third.stdout
+    assert len(hub.pings) == 1
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        [value] = db.execute("select value from settings where key = 'feeds_state'").fetchone()
+    assert "websub_failing" not in json.loads(value)
+
+    # A new article and a failing hub again: a new run of failures, warned about again.
+    site = Site(tmp_path, f'websub_hub = "{hub.url}"\n')
+    site.add(make_article(2))
+    site.store.close()
+    hub.status = 500
+    fourth = feeds()
+    assert f"warning: WebSub hub {hub.url} answered 500" in fourth.stderr

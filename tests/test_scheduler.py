@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 from publisher.config import load
@@ -34,8 +36,12 @@ Body.
 class Daemon:
     """A ``publisher run`` subprocess whose stderr is read line by line in a thread."""
 
-    def __init__(self, config: Path, *args: str, now: str = NOW) -> None:
-        env = {**os.environ, "PUBLISHER_TEST_SECRET": "s", "PUBLISHER_NOW": now}
+    def __init__(self, config: Path, *args: str, now: str | None = NOW) -> None:
+        """``now=None`` runs on the real clock (no PUBLISHER_NOW at all)."""
+        env = {**os.environ, "PUBLISHER_TEST_SECRET": "s"}
+        env.pop("PUBLISHER_NOW", None)
+        if now is not None:
+            env["PUBLISHER_NOW"] = now
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "publisher", "--config", str(config), *args, "run"],
             cwd=config.parent,
@@ -191,3 +197,41 @@ def _csv(folder: Path, n: int) -> Path:
     rows = ["email,name"] + [f"bulk{i}@example.org,Bulk {i}" for i in range(n)]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
+
+
+def test_the_daemon_fires_an_every_minute_digest_on_the_real_clock(tmp_path: Path) -> None:
+    """No PUBLISHER_NOW: APScheduler's own cron job must create and send the issue."""
+    every_minute = DAILY.replace('"0 7 * * *"', '"* * * * *"').replace('"daily"', '"minutely"')
+    config = write_config(
+        tmp_path, digests=every_minute, extra='\n[schedule]\ncollect_every = "1s"\n'
+    )
+    for article in (tmp_path / "content").glob("*.md"):
+        article.unlink()  # start-up then has nothing to send: only a cron firing can send
+    # A file that every collect skips: logged, and the daemon keeps running.
+    (tmp_path / "content" / "broken.md").write_text("---\ntitle: [x\n---\n", encoding="utf-8")
+    run_cli(config, "subscribers", "add", "ana@example.org")
+    daemon = Daemon(config, now=None)
+    proc = daemon.proc
+    outbox = tmp_path / "outbox"
+    try:
+        daemon.wait_for("digest minutely: next scheduled issue")
+        assert "broken.md: broken front matter" in daemon.log()
+        (tmp_path / "content" / "daemon-note.md").write_text(NEW_ARTICLE, encoding="utf-8")
+        daemon.wait_for("collected 1 new")
+        deadline = time.monotonic() + 75
+        while time.monotonic() < deadline and not list(outbox.glob("*.eml")):
+            assert proc.poll() is None, daemon.log()
+            time.sleep(0.2)
+        sent = daemon.wait_for("digest minutely: 20", timeout=10)
+    finally:
+        daemon.terminate()
+    assert proc.returncode == 0, daemon.log()
+    [eml] = outbox.glob("*.eml")
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert message["To"] == "ana@example.org"
+    assert "A Note Collected By The Daemon" in message.get_body(("plain",)).get_content()
+    [(digest, period)] = _issues(config)
+    assert digest == "minutely" and period in sent and "sent=1" in sent
+    # The period is a whole minute after the daemon started: the cron job made it.
+    fired = datetime.fromisoformat(period).replace(tzinfo=UTC)
+    assert fired.second == 0 and abs(datetime.now(UTC) - fired) < timedelta(minutes=3)

@@ -48,6 +48,7 @@ def _smtp_auth_config(folder: Path, smtp: SmtpServer) -> Path:
         "timeout = 10\n", 'timeout = 10\nusername = "news"\npassword_env = "TEST_SMTP_PASSWORD"\n'
     )
     config.write_text(text, encoding="utf-8")
+    run_cli(config, "db", "upgrade")  # check only reads: it never creates the database
     return config
 
 
@@ -89,6 +90,7 @@ def test_check_reports_unreachable_relay_broken_template_and_bad_config(tmp_path
         'postal_address = "1 Example Street, Springfield"\ntemplates_dir = "my-templates"',
     )
     config.write_text(text, encoding="utf-8")
+    run_cli(config, "db", "upgrade")
     result = run_cli(config, "check", now=NOW, check=False)
     assert result.returncode == 1
     out = result.stdout

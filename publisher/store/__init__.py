@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from publisher.errors import StoreError, SubscriberError
 from publisher.models import Article, Citation, Issue, Recipient, SendOutcome, Subscriber
+from publisher.store import location
 from publisher.store.schema import (
     UTCDateTime,
     articles,
@@ -182,10 +183,13 @@ class Store:
     # -- lifecycle -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Store:
-        """Connect to ``url`` and, unless told not to, apply pending migrations."""
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    def open(cls, url: str, *, migrate: bool = True, create: bool = True) -> Store:
+        """Connect to ``url`` and, unless told not to, apply pending migrations.
+
+        With ``create=False`` (the read-only commands) a missing SQLite file is a
+        StoreError naming the path, and nothing is created (see :mod:`.location`).
+        """
+        location.prepare(url, create=create)
         store = cls(make_engine(url))
         if migrate:
             store.upgrade()
@@ -255,17 +259,26 @@ class Store:
                 select(articles.c.id, articles.c.content_hash, articles.c.updated_at).where(key)
             ).first()
             if row is None:
-                conn.execute(
-                    insert(articles).values(
-                        source=article.source,
-                        guid=article.guid,
-                        feed_id=feed_id_for(article, site_host, now),
-                        updated_at=article.updated_at,
-                        first_seen_at=now,
-                        **values,
-                    )
-                )
-                return "new"
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            insert(articles).values(
+                                source=article.source,
+                                guid=article.guid,
+                                feed_id=feed_id_for(article, site_host, now),
+                                updated_at=article.updated_at,
+                                first_seen_at=now,
+                                **values,
+                            )
+                        )
+                    return "new"
+                except IntegrityError:
+                    # Another process (a second daemon on the same PostgreSQL) stored it
+                    # between our look and our insert: theirs stands, compare with it.
+                    row = conn.execute(
+                        select(articles.c.id, articles.c.content_hash, articles.c.updated_at)
+                        .where(key)
+                    ).one()
             if row.content_hash == article.content_hash:
                 return "unchanged"
             # An edit without an explicit `updated` date is dated by when we saw it.
