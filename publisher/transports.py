@@ -102,6 +102,8 @@ class SmtpTransport:
         self.max_per_connection = max_messages_per_connection
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
+        self._fresh = True
+        self.stale_reconnects = 0  # pooled connections found closed before a message
 
     def _context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -141,36 +143,78 @@ class SmtpTransport:
             raise TransportError(f"{where}: cannot connect: {exc}") from exc
         self._smtp = smtp
         self._sent_on_connection = 0
+        self._fresh = True  # no transaction yet: a drop now is no stale pooled connection
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> str:
-        """Send one message; reconnect when the connection dropped or is used up."""
+        """Send one message; reconnect when the connection dropped or is used up.
+
+        A pooled connection found closed before any byte of the message went out (at
+        MAIL or RCPT) was closed by the server while idle: that is no attempt, so the
+        message goes again at once on a new connection. Any reply, and a drop during or
+        after DATA, is the attempt's outcome.
+        """
         if self._smtp is None or self._sent_on_connection >= self.max_per_connection:
             self.close()
             self.open()
-        assert self._smtp is not None
+        reused, self._fresh = not self._fresh, False
         try:
-            self._smtp.sendmail(sender, [recipient], message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = exc.recipients.get(recipient, (450, b"recipient refused"))
-            if code == 421:
+            self._transaction(sender, recipient, message)
+        except _StaleConnection as stale:
+            self._drop()
+            if not reused:
+                raise DeliveryError(f"connection lost: {stale.__cause__}") from stale
+            self.stale_reconnects += 1
+            self.open()
+            self._fresh = False
+            try:
+                self._transaction(sender, recipient, message)
+            except _StaleConnection as again:
                 self._drop()
-            raise DeliveryError(f"{code} {_text(reply)}", code=code, permanent=code >= 500) from exc
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # "closing the connection": the next send reconnects
-                self._drop()
-            raise DeliveryError(
-                f"{exc.smtp_code} {_text(exc.smtp_error)}",
-                code=exc.smtp_code,
-                permanent=exc.smtp_code >= 500,
-            ) from exc
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+                raise DeliveryError(f"connection lost: {again.__cause__}") from again
+        self._sent_on_connection += 1
+        return "250 ok"
+
+    def _transaction(self, sender: str, recipient: str, message: bytes) -> None:
+        """MAIL, RCPT, DATA on the open connection; raise _StaleConnection before DATA."""
+        smtp = self._smtp
+        assert smtp is not None
+        phase = "MAIL"
+        try:
+            code, reply = smtp.mail(sender)
+            if code == 250:
+                phase = "RCPT"
+                code, reply = smtp.rcpt(recipient)
+                if code in (250, 251):
+                    phase = "DATA"
+                    code, reply = smtp.data(message)
+        except smtplib.SMTPResponseException as exc:  # DATA answered with no 354
+            code, reply = exc.smtp_code, exc.smtp_error
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            if phase != "DATA":
+                raise _StaleConnection(phase) from exc
+            self._drop()
+            raise DeliveryError(f"connection lost: {exc}") from exc
+        except OSError as exc:  # a timeout: the server is there but stuck
             self._drop()
             raise DeliveryError(f"connection lost: {exc}") from exc
         except smtplib.SMTPException as exc:
-            self._smtp = None
+            self._drop()
             raise DeliveryError(f"smtp error: {exc}") from exc
-        self._sent_on_connection += 1
-        return "250 ok"
+        if code in (250, 251) and phase == "DATA":
+            return
+        if code == 421:  # "closing the connection": the next send reconnects
+            self._drop()
+        else:
+            self._reset()
+        raise DeliveryError(f"{code} {_text(reply)}", code=code, permanent=code >= 500)
+
+    def _reset(self) -> None:
+        """RSET after a refusal so the connection can carry the next message."""
+        if self._smtp is not None:
+            try:
+                self._smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
 
     def _drop(self) -> None:
         """Forget a connection the server is closing."""
@@ -193,6 +237,10 @@ class SmtpTransport:
     def describe(self) -> str:
         """The relay."""
         return f"smtp://{self.host}:{self.port}"
+
+
+class _StaleConnection(Exception):
+    """The connection was found closed before the message went out (at MAIL or RCPT)."""
 
 
 def _text(reply: bytes | str) -> str:
