@@ -14,9 +14,9 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from publisher.config import Config, secret_from_env
+from publisher.config import Config
 from publisher.errors import DeliveryError, TransportError
 
 
@@ -253,23 +253,19 @@ def _file(config: Config) -> Transport:
     return FileTransport(config.delivery.outbox_dir)
 
 
-def _smtp(config: Config) -> Transport:
-    smtp = config.smtp
-    return SmtpTransport(
-        smtp.host,
-        smtp.port,
-        security=smtp.security,
-        username=smtp.username,
-        password=secret_from_env(smtp.password_env, what="[smtp] password_env"),
-        timeout=smtp.timeout,
-        verify_certificates=smtp.verify_certificates,
-        max_messages_per_connection=smtp.max_messages_per_connection,
-    )
+def _smtp(config: Config, health: Any = None) -> Transport:
+    from publisher.relays import relay_transport  # relays builds on this module
+
+    return relay_transport(config, health)
 
 
-TRANSPORTS: dict[str, Callable[[Config], Transport]] = {"file": _file, "smtp": _smtp}
+TRANSPORTS: dict[str, Callable[[Config, Any], Transport]] = {
+    "file": lambda config, _health: _file(config),
+    "smtp": _smtp,
+}
 
 
-def make_transport(config: Config) -> Transport:
-    """The transport named by ``[delivery] transport``."""
-    return TRANSPORTS[config.delivery.transport](config)
+def make_transport(config: Config, health: Any = None) -> Transport:
+    """The transport named by ``[delivery] transport``; ``health`` (the store) shares the
+    relays' health with every other sending process."""
+    return TRANSPORTS[config.delivery.transport](config, health)

@@ -22,8 +22,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select
 
 from publisher import pipeline
-from publisher.config import load
-from publisher.delivery import RateLimiter, is_bounce, is_throttle, retry_delay
+from publisher.config import DeliveryConfig, load
+from publisher.delivery import is_bounce, is_throttle, retry_delay
+from publisher.limits import Pacer
 from publisher.store import Store
 from publisher.store.schema import deliveries, subscribers, subscriptions
 from tests.conftest import SmtpServer, free_port, run_cli, write_config
@@ -268,14 +269,16 @@ def test_slow_down_reply_pauses_and_shows_in_status(tmp_path: Path, scripted: Sm
     app.store.close()
 
 
-def test_rate_limiter_pause_is_cut_short_by_a_stop() -> None:
-    limiter = RateLimiter(0)
-    limiter.pause(30)
+def test_a_shared_pause_is_cut_short_by_a_stop(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'p.db'}")
+    pacer = Pacer(store, DeliveryConfig())
+    pacer.relay_bucket("default").pause(30, "421 4.7.0 slow down")
     stop = threading.Event()
     stop.set()
     started = time.monotonic()
-    assert limiter.wait(stop.is_set) is False
+    assert pacer.wait(pacer.buckets_for("default", "example.org"), stop.is_set) is False
     assert time.monotonic() - started < 1
+    store.close()
 
 
 def test_unreachable_smtp_server_loses_nothing(tmp_path: Path) -> None:
