@@ -100,8 +100,10 @@ def check_transport(config: Config, factory: Callable[[Config], object] | None =
 
     transport = (factory or make_transport)(config)
     if config.delivery.transport == "smtp":
-        smtp = config.smtp
-        where = f"{smtp.host}:{smtp.port} ({smtp.security}{', auth ' + smtp.username if smtp.username else ''})"
+        where = ", ".join(
+            f"{r.host}:{r.port} ({r.security}{', auth ' + r.username if r.username else ''})"
+            for r in config.relay_list
+        )
     else:
         where = f"outbox {config.delivery.outbox_dir}"
     try:
