@@ -242,6 +242,9 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
 
     Run as many workers as you like, on as many hosts, against one PostgreSQL store:
     batches are claimed with FOR UPDATE SKIP LOCKED, so each message goes out once.
+    The limits hold for all of them together (they live in the store): [delivery]
+    rate_limit, each relay's rate, [delivery.domains] pacing and "slow down" pauses. A
+    relay that keeps failing is marked unhealthy for every worker; mail moves to the next.
     """
     from publisher.progress import attached
     from publisher.worker import run_worker, stop_on_signals
