@@ -9,6 +9,7 @@ of the rate); nothing tighter, so a loaded 2-core machine still passes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -264,4 +265,92 @@ def test_dropped_connections_and_451s_all_delivered_within_two_retry_periods(
         ).all())  # fmt: skip
     assert {e for e, a in attempts.items() if a > 1} == set(sink.refused_at)
     assert max(attempts.values()) == 2
+    store.close()
+
+
+@dataclass
+class ConcurrencySink:
+    """Takes 50 ms per message and records the most messages in flight at once per domain."""
+
+    in_flight: dict[str, int] = field(default_factory=dict)
+    most: dict[str, int] = field(default_factory=dict)
+    received: list[str] = field(default_factory=list)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        domain = address.rpartition("@")[2]
+        self.in_flight[domain] = self.in_flight.get(domain, 0) + 1
+        self.most[domain] = max(self.most.get(domain, 0), self.in_flight[domain])
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        await asyncio.sleep(0.05)
+        for rcpt in envelope.rcpt_tos:
+            self.in_flight[rcpt.rpartition("@")[2]] -= 1
+            self.received.append(rcpt)
+        return "250 2.0.0 accepted"
+
+
+def test_a_domain_connection_cap_holds_across_workers(tmp_path: Path) -> None:
+    sink = ConcurrencySink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        server = SmtpServer("127.0.0.1", port, sink)  # type: ignore[arg-type]
+        config = _config(
+            tmp_path, server,
+            'batch_size = 10\nconnections = 3\n\n[delivery.domains]\n'
+            '"capped.example.net" = { connections = 1 }',
+        )  # fmt: skip
+        capped = [f"c{i:03d}@capped.example.net" for i in range(30)]
+        free = [f"f{i:03d}@example.org" for i in range(60)]
+        store = _prepare(config, [e for pair in zip(free, capped, strict=False) for e in pair]
+                         + free[30:])  # fmt: skip
+        _queue(config)
+        _workers(config, 2)
+    finally:
+        controller.stop()
+    assert sorted(sink.received) == sorted(capped + free)
+    assert sink.most["capped.example.net"] == 1
+    assert sink.most["example.org"] > 1  # six connections: the sink does see parallel mail
+    store.close()
+
+
+def test_mail_goes_back_to_a_relay_that_recovers(tmp_path: Path, scripted: SmtpServer) -> None:  # noqa: F811
+    backup: ScriptedHandler = scripted.handler  # type: ignore[assignment]
+    primary = ScriptedHandler()
+    port = free_port()
+    relays = (
+        f'[[relays]]\nname = "primary"\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        "priority = 1\n\n"
+        f'[[relays]]\nname = "backup"\nhost = "127.0.0.1"\nport = {scripted.port}\n'
+        'security = "none"\npriority = 2\n'
+    )
+    path = write_config(tmp_path, transport="smtp", extra=relays)
+    path.write_text(path.read_text().replace(
+        "retry_base_seconds = 60\n", "rate_limit = 20\nrelay_failures = 1\nrelay_recheck = 1\n"
+    ))  # fmt: skip
+    n = 120
+    store = _prepare(path, [f"r{i:04d}@example.org" for i in range(n)])
+    _queue(path)
+    worker = _popen(path, "worker", "--until-idle")
+    controller = Controller(primary, hostname="127.0.0.1", port=port)
+    try:
+        deadline = time.monotonic() + 60
+        while backup.count() < 20:  # the primary is down: mail goes to the backup
+            assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
+            time.sleep(0.05)
+        controller.start()  # the primary comes back
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, out + err
+    finally:
+        controller.stop()
+    delivered = backup.per_rcpt() + primary.per_rcpt()
+    assert len(delivered) == n and set(delivered.values()) == {1}
+    assert primary.count() >= 20, (primary.count(), backup.count())  # it took over again
+    status = json.loads(run_cli(path, "status", "--json").stdout)
+    assert {r["name"]: r["state"] for r in status["relays"]} == {
+        "primary": "healthy", "backup": "healthy",
+    }  # fmt: skip
     store.close()
