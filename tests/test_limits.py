@@ -354,3 +354,19 @@ def test_mail_goes_back_to_a_relay_that_recovers(tmp_path: Path, scripted: SmtpS
         "primary": "healthy", "backup": "healthy",
     }  # fmt: skip
     store.close()
+
+
+def test_check_opens_every_relay(tmp_path: Path, scripted: SmtpServer) -> None:  # noqa: F811
+    closed = free_port()
+    relays = (
+        f'[[relays]]\nname = "primary"\nhost = "127.0.0.1"\nport = {scripted.port}\n'
+        'security = "none"\n\n'
+        f'[[relays]]\nname = "backup"\nhost = "127.0.0.1"\nport = {closed}\nsecurity = "none"\n'
+        "priority = 2\n"
+    )
+    path = write_config(tmp_path, transport="smtp", extra=relays)
+    result = run_cli(path, "check", check=False)
+    assert result.returncode == 1
+    line = next(x for x in result.stdout.splitlines() if x.startswith("FAIL  smtp"))
+    assert "primary: connected" in line and "backup: FAILED" in line and "cannot connect" in line
+    assert scripted.handler.count() == 0  # type: ignore[attr-defined]
