@@ -33,8 +33,10 @@ from tests.conftest import SmtpServer, free_port, run_cli, write_config
 from tests.test_delivery import T0, ScriptedHandler, scripted  # noqa: F401
 
 
-def _config(tmp_path: Path, server: SmtpServer, delivery: str, extra: str = "") -> Path:
-    path = write_config(tmp_path, transport="smtp", smtp=server, extra=extra)
+def _config(
+    tmp_path: Path, server: SmtpServer, delivery: str, extra: str = "", store_url: str | None = None
+) -> Path:
+    path = write_config(tmp_path, transport="smtp", smtp=server, extra=extra, store_url=store_url)
     text = path.read_text().replace("retry_base_seconds = 60\n", f"{delivery}\n")
     path.write_text(text)
     return path
@@ -100,10 +102,13 @@ def _average_rate(times: list[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
-def test_two_workers_share_one_rate_limit(tmp_path: Path, scripted: SmtpServer) -> None:  # noqa: F811
+def test_two_workers_share_one_rate_limit(
+    tmp_path: Path, scripted: SmtpServer, store_url: str  # noqa: F811
+) -> None:
+    """On a SQLite file and on PostgreSQL (the store of several hosts)."""
     handler: ScriptedHandler = scripted.handler  # type: ignore[assignment]
     n = 300
-    config = _config(tmp_path, scripted, "rate_limit = 50\nbatch_size = 20")
+    config = _config(tmp_path, scripted, "rate_limit = 50\nbatch_size = 20", store_url=store_url)
     store = _prepare(config, [f"r{i:04d}@example.org" for i in range(n)])
     _queue(config)
     outputs = _workers(config, 2)
