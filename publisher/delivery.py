@@ -269,15 +269,18 @@ def deliver_issue(
             transport.close()
             gate.leave()
 
-    if workers == 1:
-        run_worker(0)
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-            futures = [pool.submit(run_worker, i) for i in range(workers)]
-            errors = [f.exception() for f in futures]
-            first = next((e for e in errors if e is not None), None)
-            if first is not None:
-                raise first
+    try:
+        if workers == 1:
+            run_worker(0)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+                futures = [pool.submit(run_worker, i) for i in range(workers)]
+                errors = [f.exception() for f in futures]
+                first = next((e for e in errors if e is not None), None)
+                if first is not None:
+                    raise first
+    finally:
+        pacer.release()  # slots leased ahead go to the processes still sending
     return result
 
 

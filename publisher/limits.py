@@ -1,12 +1,13 @@
 """Send pacing shared by the cluster (store and monotonic-clock I/O): rates, pauses, slots.
 
 A :class:`Bucket` hands out send slots leased from the store (see ``store/limits.py``):
-``LEASE_SECONDS`` worth of slots at a time, so one process asks the store about five
+``LEASE_SECONDS`` worth of slots at a time, so one process asks the store two or three
 times a second per bucket, however fast it sends. A slot may be used from its time until
-``tolerance`` (three quarters of a lease) after it, never later: a slot that went stale
-(the thread was busy) is thrown away, not saved up. Slots never overlap across the
-cluster, so every window of ``T`` seconds holds at most ``rate * T`` messages plus three
-quarters of a lease (and one for the window's edge), whatever the number of processes.
+``tolerance`` (half a lease) after it, never later: a slot that went stale (the thread
+was busy) is thrown away, not saved up. Slots never overlap across the cluster, so every
+window of ``T`` seconds holds at most ``rate * T`` messages plus half a lease (and one
+for the window's edge), whatever the number of processes. The next lease is taken when
+half of the current one is left, so the store's round trip costs no sending time.
 
 A message waits for a slot of every bucket that applies (the cluster ``rate_limit``, its
 relay's ``rate``, its domain's ``rate``), so the lowest limit wins. :class:`DomainGate`
@@ -25,7 +26,7 @@ from publisher.store.limits import LimitsMixin
 
 LimitStore = LimitsMixin  # the store methods pacing uses
 
-LEASE_SECONDS = 0.2  # how much sending time one lease covers
+LEASE_SECONDS = 0.4  # how much sending time one lease covers
 FREE_LEASE = 100  # slots per lease of a bucket with no rate (it only carries pauses)
 FREE_TOLERANCE = 1.0  # ... which is read again at least this often
 HOLD_SECONDS = 30.0  # a domain connection slot expires unless renewed (a crashed holder)
@@ -33,10 +34,10 @@ Stopping = Callable[[], bool]
 
 
 def lease_size(rate: float) -> int:
-    """Slots per lease: ``LEASE_SECONDS`` of sending at ``rate`` (1 to 50)."""
+    """Slots per lease: ``LEASE_SECONDS`` of sending at ``rate`` (4 to 50)."""
     if rate <= 0:
         return FREE_LEASE
-    return max(1, min(50, round(rate * LEASE_SECONDS)))
+    return max(4, min(50, round(rate * LEASE_SECONDS)))
 
 
 def sleep_until(moment: float, stopping: Stopping) -> bool:
@@ -59,9 +60,10 @@ class Bucket:
         # A slot is usable until ``tolerance`` after its time; a lease may start ``slack``
         # in the past, so the store's round trip costs no throughput (slack < tolerance,
         # or the first slot would be stale on arrival).
-        self.tolerance = 0.75 * self.size / rate if rate > 0 else FREE_TOLERANCE
-        self.slack = 0.5 * self.size / rate if rate > 0 else 0.0
+        self.tolerance = 0.5 * self.size / rate if rate > 0 else FREE_TOLERANCE
+        self.slack = 0.25 * self.size / rate if rate > 0 else 0.0
         self._slots: deque[float] = deque()
+        self._offset = 0.0
         self._streak = 0
         self._lock = threading.Lock()
 
@@ -72,14 +74,29 @@ class Bucket:
             while self._slots and self._slots[0] < now - self.tolerance:
                 self._slots.popleft()  # stale: using it late could crowd a later window
             if not self._slots:
-                lease = self.store.lease_slots(self.key, self.rate, self.size, self.slack)
-                # Store time -> monotonic; the offset is read after the reply, so slots err late.
-                offset = time.monotonic() - lease.now
-                self._slots.extend(
-                    lease.start + offset + i * lease.step for i in range(lease.count)
-                )
-                self._streak = lease.streak
-            return self._slots.popleft()
+                self._lease()
+            slot = self._slots.popleft()
+            if self.rate > 0 and len(self._slots) == self.size // 2:
+                # Half a lease left: lease the next now, while those slots are still ahead,
+                # so the next lease follows on with no gap for the store's round trip.
+                self._lease()
+            return slot
+
+    def _lease(self) -> None:
+        lease = self.store.lease_slots(self.key, self.rate, self.size, self.slack)
+        # Store time -> monotonic; the offset is read after the reply, so slots err late.
+        self._offset = time.monotonic() - lease.now
+        self._slots.extend(t + self._offset for t in lease.slots)
+        self._streak = lease.streak
+
+    def release(self) -> None:
+        """Hand the slots still ahead back to the store, for other processes to use."""
+        with self._lock:
+            now = time.monotonic()
+            ahead = [t - self._offset for t in self._slots if t > now]
+            self._slots.clear()
+        if ahead and self.rate > 0:
+            self.store.return_slots(self.key, ahead)
 
     def pause(self, base_seconds: float, reply: str) -> float:
         """Pause the bucket for the whole cluster; drop the slots this process holds."""
@@ -113,6 +130,13 @@ class Pacer:
             if found is None:
                 found = self._buckets[key] = Bucket(self.store, key, rate)
             return found
+
+    def release(self) -> None:
+        """This process is done sending for now: hand back every slot it still holds."""
+        with self._lock:
+            buckets = list(self._buckets.values())
+        for bucket in buckets:
+            bucket.release()
 
     def relay_bucket(self, relay: str) -> Bucket:
         """The bucket of a relay: its ``rate``, and the pause after "slow down" replies."""

@@ -20,7 +20,7 @@ def test_concurrent_leases_never_overlap(store_url: str) -> None:
         for _ in range(10):
             got = store.lease_slots("global", 100.0, 5, 0.0)
             with lock:
-                slots.extend(got.start + i * got.step for i in range(got.count))
+                slots.extend(got.slots)
 
     threads = [threading.Thread(target=lease, args=(s,)) for s in stores for _ in range(2)]
     for thread in threads:
@@ -40,7 +40,7 @@ def test_a_pause_is_seen_by_every_store_and_doubles(store_url: str) -> None:
     first, second = Store.open(store_url), Store.open(store_url)
     assert first.pause_bucket("relay:a", 2, "421 4.7.0 slow down") == 2
     lease = second.lease_slots("relay:a", 0.0, 100, 0.0)
-    assert lease.start - lease.now >= 1.5 and lease.streak == 1  # the other process waits
+    assert lease.slots[0] - lease.now >= 1.5 and lease.streak == 1  # the other one waits
     assert second.pause_bucket("relay:a", 2, "421 again") == 4  # refused again: doubled
     [paused] = first.paused_buckets()
     assert paused["key"] == "relay:a" and paused["reply"] == "421 again"
@@ -85,3 +85,14 @@ def test_relay_health_turns_and_recovers(store_url: str) -> None:
     assert store.claim_relay_recheck("backup", 60)  # due now: this process may try it
     assert not store.claim_relay_recheck("backup", 60)  # ...and no other at the same time
     store.close()
+
+
+def test_slots_handed_back_go_to_the_next_lease(store_url: str) -> None:
+    first, second = Store.open(store_url), Store.open(store_url)
+    lease = first.lease_slots("global", 10.0, 8, 0.0)
+    first.return_slots("global", list(lease.slots[4:]))  # finished after using four
+    again = second.lease_slots("global", 10.0, 6, 0.0)
+    assert again.slots[:4] == lease.slots[4:]  # reused, not lost
+    assert again.slots[4] >= lease.slots[-1] + 0.1 - 1e-6  # then on from the bucket's end
+    first.close()
+    second.close()

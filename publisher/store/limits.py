@@ -15,6 +15,7 @@ replies; at the threshold the relay is unhealthy until a process re-checks it.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,15 +27,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from publisher.store.schema import limit_buckets, limit_holds, relay_health
 
 MAX_PAUSE_SECONDS = 600.0
+MAX_RETURNED = 500  # handed-back slots kept per bucket
 
 
 @dataclass(frozen=True)
 class Lease:
-    """``count`` send slots at ``start + i * step`` (store seconds); ``now`` when leased."""
+    """Send slots (store seconds, ascending); ``now`` when leased; the pause ``streak``."""
 
-    start: float
-    step: float
-    count: int
+    slots: tuple[float, ...]
     now: float
     streak: int
 
@@ -71,7 +71,8 @@ class LimitsMixin:
     def _bucket(self, conn: Connection, key: str) -> Any:
         conn.execute(
             _insert(conn, limit_buckets)
-            .values(key=key, next_at=0.0, paused_until=0.0, pause_streak=0, pause_reply="")
+            .values(key=key, next_at=0.0, paused_until=0.0, pause_streak=0, pause_reply="",
+                    returned="[]")  # fmt: skip
             .on_conflict_do_nothing()
         )
         return conn.execute(
@@ -79,24 +80,44 @@ class LimitsMixin:
         ).one()
 
     def lease_slots(self, key: str, rate: float, count: int, slack: float) -> Lease:
-        """Take ``count`` consecutive send slots of bucket ``key`` (``rate`` per second).
+        """Take ``count`` send slots of bucket ``key`` (``rate`` per second).
 
-        The first slot is no earlier than the bucket's next free slot, the end of its
-        pause, and ``now - slack`` (a short gap since the last lease is not lost). With
-        ``rate`` 0 the bucket only carries pauses: every slot is at the start.
+        Slots handed back by a finished process come first (if still usable); the rest
+        follow on from the bucket's next free slot, the end of its pause, and ``now -
+        slack`` (a short gap since the last lease is not lost). With ``rate`` 0 the bucket
+        only carries pauses: every slot is at the start.
         """
         with self.engine.begin() as conn:
             now = self.store_time(conn)
             row = self._bucket(conn, key)
-            start = max(now - slack, row.next_at, row.paused_until)
-            step = 1.0 / rate if rate > 0 else 0.0
-            if rate > 0:
-                conn.execute(
-                    update(limit_buckets)
-                    .where(limit_buckets.c.key == key)
-                    .values(next_at=start + count * step)
-                )
-            return Lease(start, step, count, now, row.pause_streak)
+            floor = max(now - slack, row.paused_until)
+            if rate <= 0:
+                return Lease((max(floor, now - slack),) * count, now, row.pause_streak)
+            spare = sorted(t for t in json.loads(row.returned or "[]") if t >= floor)
+            slots, spare = spare[:count], spare[count:]
+            start = max(floor, row.next_at)
+            step = 1.0 / rate
+            need = count - len(slots)
+            slots += [start + i * step for i in range(need)]
+            conn.execute(
+                update(limit_buckets)
+                .where(limit_buckets.c.key == key)
+                .values(next_at=start + need * step if need else row.next_at,
+                        returned=json.dumps(spare))  # fmt: skip
+            )
+            return Lease(tuple(sorted(slots)), now, row.pause_streak)
+
+    def return_slots(self, key: str, slots: list[float]) -> None:
+        """Hand back unused slots (store seconds) for the next lease of any process."""
+        with self.engine.begin() as conn:
+            now = self.store_time(conn)
+            row = self._bucket(conn, key)
+            spare = [t for t in json.loads(row.returned or "[]") + slots if t > now]
+            conn.execute(
+                update(limit_buckets)
+                .where(limit_buckets.c.key == key)
+                .values(returned=json.dumps(sorted(spare)[:MAX_RETURNED]))
+            )
 
     def pause_bucket(self, key: str, base_seconds: float, reply: str) -> float:
         """The relay said "slow down": pause ``key`` for everyone; return the pause length.

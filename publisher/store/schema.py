@@ -206,6 +206,7 @@ limit_buckets = Table(
     Column("paused_until", Float, nullable=False, default=0.0),
     Column("pause_streak", Integer, nullable=False, default=0),
     Column("pause_reply", Text, nullable=False, default=""),
+    Column("returned", Text, nullable=False, default="[]"),  # unused slots handed back
 )
 
 # Who holds one of a domain's connection slots, until when (a crashed holder's expire).

@@ -2,7 +2,8 @@
 
 ``limit_buckets`` holds one row per rate bucket (the cluster ``rate_limit``, each relay,
 each paced recipient domain): the next free send slot and any "slow down" pause, in
-seconds on the store's clock. ``limit_holds`` holds the connection slots of paced domains.
+seconds on the store's clock, and the unused slots a process handed back when it finished
+(``returned``, a JSON list) for the next lease to use. ``limit_holds`` holds the connection slots of paced domains.
 ``relay_health`` says which relays are healthy, with their consecutive failures.
 
 Revision ID: 0006_limits
@@ -27,6 +28,7 @@ def upgrade() -> None:
         sa.Column("paused_until", sa.Float, nullable=False),
         sa.Column("pause_streak", sa.Integer, nullable=False),
         sa.Column("pause_reply", sa.Text, nullable=False),
+        sa.Column("returned", sa.Text, nullable=False),
     )
     op.create_table(
         "limit_holds",
