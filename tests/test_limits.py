@@ -377,3 +377,53 @@ def test_check_opens_every_relay(tmp_path: Path, scripted: SmtpServer) -> None: 
     line = next(x for x in result.stdout.splitlines() if x.startswith("FAIL  smtp"))
     assert "primary: connected" in line and "backup: FAILED" in line and "cannot connect" in line
     assert scripted.handler.count() == 0  # type: ignore[attr-defined]
+
+
+class RefusingHandler(ScriptedHandler):
+    """Answers every recipient with 421 "slow down", and counts the refusals."""
+
+    refusals = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        self.refusals += 1
+        return "421 4.7.0 Too many messages, slow down"
+
+
+def test_a_relay_that_keeps_answering_421_is_left_for_the_next(
+    tmp_path: Path, scripted: SmtpServer  # noqa: F811
+) -> None:
+    backup: ScriptedHandler = scripted.handler  # type: ignore[assignment]
+    primary = RefusingHandler()
+    port = free_port()
+    controller = Controller(primary, hostname="127.0.0.1", port=port)
+    controller.start()
+    relays = (
+        f'[[relays]]\nname = "primary"\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        "priority = 1\n\n"
+        f'[[relays]]\nname = "backup"\nhost = "127.0.0.1"\nport = {scripted.port}\n'
+        'security = "none"\npriority = 2\n'
+    )
+    path = write_config(tmp_path, transport="smtp", extra=relays)
+    path.write_text(path.read_text().replace(
+        "retry_base_seconds = 60\n", "retry_base_seconds = 1\nthrottle_seconds = 1\n"
+    ))  # fmt: skip
+    n = 30
+    store = _prepare(path, [f"r{i:04d}@example.org" for i in range(n)])
+    _queue(path)
+    worker = _popen(path, "worker", "--poll", "1")
+    try:
+        deadline = time.monotonic() + 90
+        while len(backup.per_rcpt()) < n:
+            assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=60)
+        controller.stop()
+    # Three 421s in a row (each pausing the primary, 1 s then 2 s) and it is unhealthy.
+    assert primary.refusals == 3 and set(backup.per_rcpt().values()) == {1}
+    [state] = [r for r in json.loads(run_cli(path, "status", "--json").stdout)["relays"]
+               if r["name"] == "primary"]  # fmt: skip
+    assert state["state"] == "unhealthy" and state["refusals"] == 3
+    assert "421 4.7.0" in state["last_error"]
+    store.close()
