@@ -147,8 +147,9 @@ class Pacer:
         found = []
         if self.settings.rate_limit > 0:
             found.append(self.bucket("global", self.settings.rate_limit))
-        if relay is not None:
-            found.append(self.relay_bucket(relay))
+        if relay is not None or "relay:default" in self._buckets:
+            # A transport with no relays (a test's, the outbox) has one once it was paused.
+            found.append(self.relay_bucket(relay or "default"))
         limit = self.settings.domain_limit(domain)
         if limit is not None and limit.rate > 0:
             found.append(self.bucket(f"domain:{domain}", limit.rate))
