@@ -96,13 +96,20 @@ def check_templates(config: Config, now: datetime) -> Check:
 
 
 def check_transport(config: Config, factory: Callable[[Config], object] | None = None) -> Check:
-    """Open the transport and close it: SMTP connect, EHLO, STARTTLS and AUTH, no mail."""
+    """Open the transport and close it: SMTP connect, EHLO, STARTTLS and AUTH, no mail.
+
+    With several [[relays]], each one is opened in turn, so a dead backup shows too.
+    """
     from publisher.transports import make_transport
 
+    if factory is None and config.delivery.transport == "smtp" and len(config.relay_list) > 1:
+        return _check_relays(config)
     transport = (factory or make_transport)(config)
     if config.delivery.transport == "smtp":
-        smtp = config.smtp
-        where = f"{smtp.host}:{smtp.port} ({smtp.security}{', auth ' + smtp.username if smtp.username else ''})"
+        where = ", ".join(
+            f"{r.host}:{r.port} ({r.security}{', auth ' + r.username if r.username else ''})"
+            for r in config.relay_list
+        )
     else:
         where = f"outbox {config.delivery.outbox_dir}"
     try:
@@ -125,6 +132,24 @@ def _smtp_steps(config: Config) -> str:
     if smtp.username:
         return f"{done} and login accepted"
     return f"{done} accepted; no login tried ([smtp] username is not set)"
+
+
+def _check_relays(config: Config) -> Check:
+    """Open and close every relay; one line naming each relay and how it answered."""
+    from publisher.relays import smtp_for
+
+    parts, ok = [], True
+    for relay in config.relay_list:
+        smtp = smtp_for(relay)
+        try:
+            smtp.open()
+            smtp.close()
+        except PublisherError as exc:
+            ok = False
+            parts.append(f"{relay.label}: FAILED {exc}")
+        else:
+            parts.append(f"{relay.label}: connected, EHLO and login accepted")
+    return Check("smtp", ok, "; ".join(parts) + "; nothing sent")
 
 
 def check_store(config: Config) -> Check:

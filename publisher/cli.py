@@ -210,7 +210,7 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
     target = (
         _rel(app.config.delivery.outbox_dir) + "/"
         if where == "file"
-        else f"{app.config.smtp.host}:{app.config.smtp.port}"
+        else ", ".join(f"{r.host}:{r.port}" for r in app.config.relay_list)
     )
     line = (
         f"{report.digest_id:<9} issue {issue.period} (#{issue.id}, {len(issue.article_ids)} article(s)): "
@@ -271,6 +271,9 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
 
     Run as many workers as you like, on as many hosts, against one PostgreSQL store:
     batches are claimed with FOR UPDATE SKIP LOCKED, so each message goes out once.
+    The limits hold for all of them together (they live in the store): [delivery]
+    rate_limit, each relay's rate, [delivery.domains] pacing and "slow down" pauses. A
+    relay that keeps failing is marked unhealthy for every worker; mail moves to the next.
     """
     from publisher.progress import attached
     from publisher.worker import run_worker, stop_on_signals
@@ -721,7 +724,8 @@ def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
 @click.pass_context
 def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> None:
     """Show each digest's next send and last issue, recent issues with delivery counts,
-    failing sources and the size of the retry queue.
+    failing sources, the size of the retry queue, each SMTP relay's health (healthy, or
+    unhealthy with its last error and when it is re-checked) and limits paused now.
 
     With ISSUE (an issue number): its delivery counts, send rate over the last minute,
     ETA, any "slow down" backoff from the relay, and the most common failure replies.
@@ -784,12 +788,28 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     throttle = app.store.throttle()
     if throttle and throttle["until"] > now:
         click.echo(f"backoff   relay asked to slow down; paused until {throttle['until']:%H:%M:%S} UTC ({throttle['reply']})")
+    for relay in toolbox.relay_data(app):
+        _print_relay(relay)
+    for paused in app.store.paused_buckets():
+        click.echo(f"paused    {paused['key']} until {paused['until']:%H:%M:%S} UTC ({paused['reply']})")
     for state in app.store.source_states():
         if state["last_error"]:
             click.echo(
                 f"source    {state['source']}: {state['consecutive_failures']} failing run(s): {state['last_error']}"
             )
     click.echo(f"articles  {app.store.count_articles()} stored")
+
+
+def _print_relay(relay: dict[str, Any]) -> None:
+    rate = f", {relay['rate']:g} msg/s" if relay["rate"] else ""
+    line = f"relay     {relay['name']} (priority {relay['priority']}{rate}): {relay['state']}"
+    if relay["state"] == "unhealthy":
+        line += f" since {relay['changed_at']}, re-checked after {relay['recheck_at']}"
+    if relay["failures"] or relay["refusals"]:
+        line += f"; {relay['failures']} connection failure(s), {relay['refusals']} 421(s) in a row"
+    if relay["last_error"] and relay["state"] == "unhealthy":
+        line += f": {relay['last_error']}"
+    click.echo(line)
 
 
 @cli.group()

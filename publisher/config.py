@@ -131,6 +131,20 @@ class DkimConfig:
 
 
 @dataclass(frozen=True)
+class DomainLimit:
+    """One [delivery.domains] entry: pacing of mail to one recipient domain (or ``"*"``).
+
+    ``rate`` is messages per second and ``connections`` the number of messages in flight
+    at once to that domain, both across every process sharing the store (0 = no limit).
+    ``"*"`` applies to each domain without an entry of its own, separately per domain.
+    """
+
+    domain: str
+    rate: float = 0.0
+    connections: int = 0
+
+
+@dataclass(frozen=True)
 class DeliveryConfig:
     """[delivery]: how messages leave (``file`` outbox or ``smtp``) and how fast."""
 
@@ -149,7 +163,20 @@ class DeliveryConfig:
     retry_base_seconds: int = 60
     lease_seconds: int = 300
     throttle_seconds: int = 30
+    relay_failures: int = 3
+    relay_recheck: int = 30
     dkim: DkimConfig | None = None
+    domains: tuple[DomainLimit, ...] = ()  # [delivery.domains], parsed by _domains()
+
+    def domain_limit(self, domain: str) -> DomainLimit | None:
+        """The pacing of a recipient domain: its own entry, else ``"*"``, else None."""
+        fallback = None
+        for limit in self.domains:
+            if limit.domain == domain:
+                return limit
+            if limit.domain == "*":
+                fallback = limit
+        return fallback
 
 
 @dataclass(frozen=True)
@@ -164,6 +191,29 @@ class SmtpConfig:
     timeout: float = 30.0
     verify_certificates: bool = True
     max_messages_per_connection: int = 1000
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """One [[relays]] entry: an SMTP relay with the keys of [smtp] plus ``rate`` and
+    ``priority`` (lower goes first). ``name`` defaults to ``host:port``."""
+
+    host: str
+    name: str = ""
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    password_env: str = ""
+    timeout: float = 30.0
+    verify_certificates: bool = True
+    max_messages_per_connection: int = 1000
+    rate: float = 0.0
+    priority: int = 0
+
+    @property
+    def label(self) -> str:
+        """The relay's name in the store, logs and ``status``."""
+        return self.name or f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -220,6 +270,22 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
+    relays: tuple[RelayConfig, ...] = ()
+
+    @property
+    def relay_list(self) -> tuple[RelayConfig, ...]:
+        """The relays in priority order; a lone [smtp] is one relay."""
+        if self.relays:
+            return tuple(sorted(self.relays, key=lambda r: r.priority))
+        s = self.smtp
+        return (
+            RelayConfig(
+                host=s.host, port=s.port, security=s.security, username=s.username,
+                password_env=s.password_env, timeout=s.timeout,
+                verify_certificates=s.verify_certificates,
+                max_messages_per_connection=s.max_messages_per_connection,
+            ),
+        )  # fmt: skip
 
     @property
     def base_dir(self) -> Path:
@@ -262,8 +328,9 @@ _SECTIONS: dict[str, type] = {
     "web": WebConfig,
     "schedule": ScheduleConfig,
     "bounces": BouncesConfig,
+    "relays": RelayConfig,
 }
-_ARRAYS = {"sources", "digests"}
+_ARRAYS = {"sources", "digests", "relays"}
 _RESERVED = {"from_": "from"}
 _DERIVED = {"from_name"}  # computed at load time, never read from the file
 
@@ -513,6 +580,7 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
             parse_window(digest.send_window, w("digests", i, "send_window"))
     _validate_schedule(config.schedule, w)
     _validate_web(config.web, w)
+    _validate_relays(config, w)
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -545,6 +613,57 @@ def parse_window(value: str, where: str = "send_window") -> tuple[int, int]:
         else:
             return h1 * 60 + m1, h2 * 60 + m2
     raise ConfigError(f"{where}: {value!r} {problem} (for example \"07:00-20:00\")")
+
+
+def _validate_relays(config: Config, w: typing.Callable[..., str]) -> None:
+    """[[relays]]: a host, a known security, rates of 0 or more, unique names."""
+    for key in ("relay_failures", "relay_recheck"):
+        if getattr(config.delivery, key) < 1:
+            raise ConfigError(f"{w('delivery', key)}: must be at least 1")
+    if config.delivery.rate_limit < 0:
+        raise ConfigError(f"{w('delivery', 'rate_limit')}: must be 0 (no limit) or more")
+    names: set[str] = set()
+    for i, relay in enumerate(config.relays):
+        if not relay.host:
+            raise ConfigError(f"{w('relays', i, 'host')}: must not be empty")
+        _check_choice(relay.security, SMTP_SECURITY, w("relays", i, "security"))
+        if relay.rate < 0:
+            raise ConfigError(f"{w('relays', i, 'rate')}: must be 0 (no limit) or more")
+        if relay.timeout <= 0:
+            raise ConfigError(f"{w('relays', i, 'timeout')}: must be more than 0 seconds")
+        if relay.label in names:
+            raise ConfigError(f"{w('relays', i)}: duplicate relay {relay.label!r} (set 'name')")
+        names.add(relay.label)
+
+
+_DOMAIN = re.compile(r"^(\*|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+)$")
+
+
+def _domains(table: Any, file: Path, locator: _Locator) -> tuple[DomainLimit, ...]:
+    """[delivery.domains]: ``"gmail.com" = { rate = 20, connections = 2 }`` entries."""
+    where = lambda *p: _where(file, locator, ("delivery.domains", *p))  # noqa: E731
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where()}: expected a table of domains, got {table!r}")
+    limits = []
+    for domain, value in table.items():
+        if not _DOMAIN.match(domain):
+            raise ConfigError(
+                f"{where(domain)}: {domain!r} is not a lowercase domain name or \"*\""
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{where(domain)}: expected {{ rate = N, connections = N }}, got {value!r}"
+            )
+        limit = _build(DomainLimit, {**value, "domain": domain}, ("delivery.domains", domain),
+                       file, locator)  # fmt: skip
+        if "domain" in value:
+            raise ConfigError(f"{where(domain)}: {_unknown('domain', ('rate', 'connections'))}")
+        if limit.rate < 0 or limit.connections < 0 or not (limit.rate or limit.connections):
+            raise ConfigError(
+                f"{where(domain)}: set rate (messages/s) and/or connections to more than 0"
+            )
+        limits.append(limit)
+    return tuple(limits)
 
 
 def _validate_schedule(schedule: ScheduleConfig, w: typing.Callable[..., str]) -> None:
@@ -594,8 +713,19 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Config:
             kwargs[key] = tuple(
                 _build(cls, item, (key, i), path, locator) for i, item in enumerate(value)
             )
+        elif key == "delivery" and isinstance(value, dict) and "domains" in value:
+            rest = {k: v for k, v in value.items() if k != "domains"}
+            kwargs[key] = dataclasses.replace(
+                _build(cls, rest, (key,), path, locator),
+                domains=_domains(value["domains"], path, locator),
+            )
         else:
             kwargs[key] = _build(cls, value, (key,), path, locator)
+    if "smtp" in data and "relays" in data:
+        raise ConfigError(
+            f"{_where(path, locator, ('smtp',))}: [smtp] and [[relays]] cannot both be set; "
+            "move [smtp] host, port, security, username, password_env into a [[relays]] entry"
+        )
     for key, cls in _SECTIONS.items():
         if key not in kwargs and key not in _ARRAYS and key != "site":
             kwargs[key] = _build(cls, {}, (key,), path, locator)

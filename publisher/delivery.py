@@ -14,9 +14,14 @@ Replies are sorted here:
   marked ``bounced`` so they are not mailed again;
 - 4xx, a dropped connection or a timeout: retried with exponential backoff and jitter, up
   to ``max_attempts``;
-- 421 or 4.7.x ("slow down"): retried like a 4xx, and every connection of this process
-  pauses (``throttle_seconds``, doubling while the relay keeps refusing); the pause is
-  written to the store so ``publisher status`` shows it.
+- 421 or 4.7.x ("slow down"): retried like a 4xx, and the relay is paused for every
+  process sharing the store (``throttle_seconds``, doubling while the relay keeps
+  refusing); ``publisher status`` shows the pause.
+
+Pacing (:mod:`publisher.limits`) is shared by the cluster: before each message a thread
+waits for a slot of the cluster ``rate_limit``, of its relay and of its domain, and holds
+one of the domain's connection slots. A relay that cannot be reached is no attempt: the
+message is routed to the next healthy relay (:mod:`publisher.relays`).
 
 A stop (SIGTERM) lets each thread finish the message in flight, records the results and
 puts the rest of its claimed batch back in the queue, so a later run goes on from there.
@@ -36,14 +41,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from publisher.config import DeliveryConfig
-from publisher.errors import DeliveryError
+from publisher.errors import DeliveryError, TransportError
+from publisher.limits import DomainGate, Pacer
 from publisher.messages import MessageTemplate, personal, personalize
 from publisher.models import Recipient, SendOutcome
+from publisher.relays import RelayDown, RelayTransport
 from publisher.store import Store
 from publisher.transports import Transport
 
 FLUSH_SECONDS = 1.0
-MAX_PAUSE_SECONDS = 600.0
+MAX_ROUTES = 10  # relays tried for one message before the run gives up
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 Signer = Callable[[bytes], bytes]
@@ -89,63 +96,9 @@ def is_throttle(code: int | None, reply: str) -> bool:
     )
 
 
-class RateLimiter:
-    """A token bucket shared by every sending thread (``rate`` messages per second).
-
-    It can also be paused for a while (the relay said "slow down"); waits are cut short
-    when ``stopping()`` turns true, so a SIGTERM is never held up by a pause.
-    """
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._lock = threading.Lock()
-        self._next = time.monotonic()
-        self._paused_until = 0.0
-
-    def pause(self, seconds: float) -> None:
-        """Let no message go for ``seconds`` from now."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-    def wait(self, stopping: Callable[[], bool] = lambda: False) -> bool:
-        """Block until the next message may go; False when ``stopping()`` turned true."""
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._paused_until)
-            if self.rate > 0:
-                start = max(start, self._next)
-                self._next = start + 1.0 / self.rate
-        while True:
-            left = start - time.monotonic()
-            if left <= 0:
-                return True
-            if stopping():
-                return False
-            time.sleep(min(left, 0.1))
-
-
 def worker_name() -> str:
     """Identifies this process in the ledger's ``claimed_by`` column."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class _Throttle:
-    """The shared "slow down" state: consecutive refusals double the pause."""
-
-    def __init__(self, base_seconds: float) -> None:
-        self.base = base_seconds
-        self.streak = 0
-        self.lock = threading.Lock()
-
-    def refused(self) -> float:
-        with self.lock:
-            self.streak += 1
-            return min(self.base * 2 ** (self.streak - 1), MAX_PAUSE_SECONDS)
-
-    def accepted(self) -> None:
-        if self.streak:
-            with self.lock:
-                self.streak = 0
 
 
 def _outcome(recipient: Recipient, exc: DeliveryError) -> SendOutcome:
@@ -172,17 +125,18 @@ def deliver_issue(
     stop: threading.Event | None = None,
     sign: Signer | None = None,
     progress: Callable[[DeliveryResult], None] | None = None,
+    relay_rates: dict[str, float] | None = None,
 ) -> DeliveryResult:
     """Send every due delivery of the issue; return the counts of this run.
 
     ``stop`` ends the run early: messages in flight are finished and recorded, claimed
     ones not yet sent go back to the queue. ``sign`` (DKIM) is applied to every message;
-    ``progress`` is called with the running counts after each recorded batch.
+    ``progress`` is called with the running counts after each recorded batch;
+    ``relay_rates`` maps a relay's name to its ``rate``.
     """
     stop = stop or threading.Event()
     halt = threading.Event()  # set when one thread failed: the others stop too
-    limiter = RateLimiter(settings.rate_limit)
-    throttle = _Throttle(settings.throttle_seconds)
+    pacer = Pacer(store, settings, relay_rates)
 
     result = DeliveryResult()
     lock = threading.Lock()
@@ -222,20 +176,43 @@ def deliver_issue(
             if progress is not None:
                 progress(result)
 
-    def slow_down(reply: str) -> None:
-        seconds = throttle.refused()
-        limiter.pause(seconds)
+    def slow_down(relay: str | None, reply: str) -> None:
+        seconds = pacer.relay_bucket(relay or "default").pause(settings.throttle_seconds, reply)
         with lock:
             result.throttled += 1
         store.set_throttle(clock() + timedelta(seconds=seconds), reply, worker)
 
-    def send_batch(transport: Transport, batch: list[Recipient]) -> None:
+    def send_one(transport: Transport, gate: DomainGate, recipient: Recipient,
+                 message: bytes, name: str) -> str | None:  # fmt: skip
+        """Pace and send one message; None when stopping. A relay down is no attempt."""
+        domain = recipient.email.rpartition("@")[2].lower()
+        if not gate.enter(domain, stopping):
+            return None
+        for _ in range(MAX_ROUTES):
+            relay = transport.route() if isinstance(transport, RelayTransport) else None
+            if not pacer.wait(pacer.buckets_for(relay, domain), stopping):
+                return None
+            try:
+                reply = transport.send(settings.from_, recipient.email, message, name)
+            except RelayDown:
+                continue
+            except DeliveryError as exc:
+                if is_throttle(exc.code, exc.message):
+                    slow_down(relay, exc.message)
+                raise
+            pacer.relay_bucket(relay or "default").accepted()
+            return reply
+        raise TransportError(f"no relay took the message to {domain} in {MAX_ROUTES} tries")
+
+    def send_batch(transport: Transport, gate: DomainGate, batch: list[Recipient]) -> None:
         pending: list[tuple[SendOutcome, int]] = []
         flushed = time.monotonic()
         handled = 0
+        if settings.domains:  # one domain after another: fewer connection-slot changes
+            batch = sorted(batch, key=lambda r: r.email.rpartition("@")[2].lower())
         try:
             for recipient in batch:
-                if stopping() or not limiter.wait(stopping):
+                if stopping():
                     break
                 person = personal(
                     base_url, recipient.subscriber_id, recipient.email, recipient.name,
@@ -246,16 +223,16 @@ def deliver_issue(
                     message = sign(message)
                 name = f"{label}-{recipient.subscriber_id:07d}"
                 try:
-                    reply = transport.send(settings.from_, recipient.email, message, name)
+                    reply = send_one(transport, gate, recipient, message, name)
                 except DeliveryError as exc:
                     handled += 1
                     pending.append((_outcome(recipient, exc), recipient.attempts))
                     if is_throttle(exc.code, exc.message):
-                        slow_down(exc.message)
                         break  # the rest of the batch goes back to the queue
                 else:
+                    if reply is None:
+                        break
                     handled += 1
-                    throttle.accepted()
                     pending.append(
                         (SendOutcome(recipient.delivery_id, True, reply), recipient.attempts)
                     )
@@ -272,6 +249,7 @@ def deliver_issue(
 
     def run_worker(index: int) -> None:
         transport = transport_factory()
+        gate = DomainGate(store, settings, f"{worker}/{index}")
         try:
             transport.open()
             while not stopping():
@@ -283,22 +261,26 @@ def deliver_issue(
                     return
                 with lock:
                     result.recovered += sum(r.recovered for r in batch)
-                send_batch(transport, batch)
+                send_batch(transport, gate, batch)
         except BaseException:
             halt.set()
             raise
         finally:
             transport.close()
+            gate.leave()
 
-    if workers == 1:
-        run_worker(0)
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-            futures = [pool.submit(run_worker, i) for i in range(workers)]
-            errors = [f.exception() for f in futures]
-            first = next((e for e in errors if e is not None), None)
-            if first is not None:
-                raise first
+    try:
+        if workers == 1:
+            run_worker(0)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+                futures = [pool.submit(run_worker, i) for i in range(workers)]
+                errors = [f.exception() for f in futures]
+                first = next((e for e in errors if e is not None), None)
+                if first is not None:
+                    raise first
+    finally:
+        pacer.release()  # slots leased ahead go to the processes still sending
     return result
 
 

@@ -62,7 +62,7 @@ class App:
         """A fresh transport for one sending thread."""
         if self.transport_factory is not None:
             return self.transport_factory()
-        return make_transport(self.config)
+        return make_transport(self.config, self.store)
 
     @property
     def site_host(self) -> str:
@@ -401,6 +401,7 @@ def deliver_open_issue(
         stop=stop,
         sign=make_signer(config.delivery),
         progress=app.progress(issue) if app.progress else None,
+        relay_rates={r.label: r.rate for r in config.relay_list},
     )
     report.sent, report.failed, report.retrying = result.sent, result.failed, result.retrying
     report.bounced, report.recovered = result.bounced, result.recovered

@@ -7,7 +7,7 @@ in UTC, counts are integers, and a missing value is ``null``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from publisher import planning
@@ -38,7 +38,8 @@ def issue_data(store: Store, issue: Issue) -> dict[str, Any]:
 
 def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
     """Digests with their next fire time and last issue, recent issues, failing sources,
-    the retry queue, the relay's last slow-down and the article count."""
+    the retry queue, the relay's last slow-down, the article count, each relay's health
+    and the limits paused cluster-wide now."""
     store: Store = app.store
     digests = []
     for digest in app.config.digests:
@@ -76,4 +77,39 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
         if throttle is None
         else {"until": _iso(throttle["until"]), "reply": throttle["reply"]},
         "articles": store.count_articles(),
+        "relays": relay_data(app),
+        "paused": [
+            {"key": b["key"], "until": _iso(b["until"]), "reply": b["reply"]}
+            for b in store.paused_buckets()
+        ],
     }
+
+
+def relay_data(app: Any) -> list[dict[str, Any]]:
+    """Each relay (``smtp`` transport only) with its shared health: ``state`` is
+    ``healthy`` or ``unhealthy``; ``recheck_at`` says when an unhealthy one is tried again."""
+    if app.config.delivery.transport != "smtp":
+        return []
+    states = app.store.relay_states()
+    rows = []
+    for relay in app.config.relay_list:
+        state = states.get(relay.label)
+        healthy = state is None or state.healthy
+        rows.append(
+            {
+                "name": relay.label,
+                "host": relay.host,
+                "port": relay.port,
+                "priority": relay.priority,
+                "rate": relay.rate,
+                "state": "healthy" if healthy else "unhealthy",
+                "failures": state.failures if state else 0,
+                "refusals": state.refusals if state else 0,
+                "last_error": state.last_error if state and state.last_error else None,
+                "changed_at": _iso(state.changed_at) if state else None,
+                "recheck_at": None
+                if healthy or state is None
+                else _iso(datetime.fromtimestamp(state.recheck_at, UTC)),
+            }
+        )
+    return rows

@@ -14,9 +14,9 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from publisher.config import Config, secret_from_env
+from publisher.config import Config
 from publisher.errors import DeliveryError, TransportError
 
 
@@ -104,6 +104,8 @@ class SmtpTransport:
         self.max_per_connection = max_messages_per_connection
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
+        self._fresh = True
+        self.stale_reconnects = 0  # pooled connections found closed before a message
 
     def _context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -140,6 +142,7 @@ class SmtpTransport:
             raise TransportError(f"{where}: cannot connect: {exc}") from exc
         self._smtp = smtp
         self._sent_on_connection = 0
+        self._fresh = True  # no transaction yet: a drop now is no stale pooled connection
 
     def _no_password(self, where: str) -> str:
         if not self.password_env:
@@ -153,34 +156,75 @@ class SmtpTransport:
         )
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> str:
-        """Send one message; reconnect when the connection dropped or is used up."""
+        """Send one message; reconnect when the connection dropped or is used up.
+
+        A pooled connection found closed before any byte of the message went out (at
+        MAIL or RCPT) was closed by the server while idle: that is no attempt, so the
+        message goes again at once on a new connection. Any reply, and a drop during or
+        after DATA, is the attempt's outcome.
+        """
         if self._smtp is None or self._sent_on_connection >= self.max_per_connection:
             self.close()
             self.open()
-        assert self._smtp is not None
+        reused, self._fresh = not self._fresh, False
         try:
-            self._smtp.sendmail(sender, [recipient], message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = exc.recipients.get(recipient, (450, b"recipient refused"))
-            if code == 421:
+            self._transaction(sender, recipient, message)
+        except _StaleConnection as stale:
+            self._drop()
+            if not reused:
+                raise DeliveryError(f"connection lost: {stale.__cause__}") from stale
+            self.stale_reconnects += 1
+            self.open()
+            self._fresh = False
+            try:
+                self._transaction(sender, recipient, message)
+            except _StaleConnection as again:
                 self._drop()
-            raise DeliveryError(f"{code} {_text(reply)}", code=code, permanent=code >= 500) from exc
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # "closing the connection": the next send reconnects
-                self._drop()
-            raise DeliveryError(
-                f"{exc.smtp_code} {_text(exc.smtp_error)}",
-                code=exc.smtp_code,
-                permanent=exc.smtp_code >= 500,
-            ) from exc
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+                raise DeliveryError(f"connection lost: {again.__cause__}") from again
+        self._sent_on_connection += 1
+        return "250 ok"
+
+    def _transaction(self, sender: str, recipient: str, message: bytes) -> None:
+        """MAIL, RCPT, DATA on the open connection; raise _StaleConnection before DATA."""
+        smtp = self._smtp
+        assert smtp is not None
+        phase = "MAIL"
+        try:
+            code, reply = smtp.mail(sender)
+            if code == 250:
+                phase = "RCPT"
+                code, reply = smtp.rcpt(recipient)
+                if code in (250, 251):
+                    phase = "DATA"
+                    code, reply = smtp.data(message)
+        except smtplib.SMTPResponseException as exc:  # DATA answered with no 354
+            code, reply = exc.smtp_code, exc.smtp_error
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            if phase != "DATA":
+                raise _StaleConnection(phase) from exc
+            self._drop()
+            raise DeliveryError(f"connection lost: {exc}") from exc
+        except OSError as exc:  # a timeout: the server is there but stuck
             self._drop()
             raise DeliveryError(f"connection lost: {exc}") from exc
         except smtplib.SMTPException as exc:
-            self._smtp = None
+            self._drop()
             raise DeliveryError(f"smtp error: {exc}") from exc
-        self._sent_on_connection += 1
-        return "250 ok"
+        if code in (250, 251) and phase == "DATA":
+            return
+        if code == 421:  # "closing the connection": the next send reconnects
+            self._drop()
+        else:
+            self._reset()
+        raise DeliveryError(f"{code} {_text(reply)}", code=code, permanent=code >= 500)
+
+    def _reset(self) -> None:
+        """RSET after a refusal so the connection can carry the next message."""
+        if self._smtp is not None:
+            try:
+                self._smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
 
     def _drop(self) -> None:
         """Forget a connection the server is closing."""
@@ -205,6 +249,10 @@ class SmtpTransport:
         return f"smtp://{self.host}:{self.port}"
 
 
+class _StaleConnection(Exception):
+    """The connection was found closed before the message went out (at MAIL or RCPT)."""
+
+
 def _text(reply: bytes | str) -> str:
     return (reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply).replace(
         "\n", " "
@@ -215,24 +263,19 @@ def _file(config: Config) -> Transport:
     return FileTransport(config.delivery.outbox_dir)
 
 
-def _smtp(config: Config) -> Transport:
-    smtp = config.smtp
-    return SmtpTransport(
-        smtp.host,
-        smtp.port,
-        security=smtp.security,
-        username=smtp.username,
-        password=secret_from_env(smtp.password_env, what="[smtp] password_env"),
-        password_env=smtp.password_env,
-        timeout=smtp.timeout,
-        verify_certificates=smtp.verify_certificates,
-        max_messages_per_connection=smtp.max_messages_per_connection,
-    )
+def _smtp(config: Config, health: Any = None) -> Transport:
+    from publisher.relays import relay_transport  # relays builds on this module
+
+    return relay_transport(config, health)
 
 
-TRANSPORTS: dict[str, Callable[[Config], Transport]] = {"file": _file, "smtp": _smtp}
+TRANSPORTS: dict[str, Callable[[Config, Any], Transport]] = {
+    "file": lambda config, _health: _file(config),
+    "smtp": _smtp,
+}
 
 
-def make_transport(config: Config) -> Transport:
-    """The transport named by ``[delivery] transport``."""
-    return TRANSPORTS[config.delivery.transport](config)
+def make_transport(config: Config, health: Any = None) -> Transport:
+    """The transport named by ``[delivery] transport``; ``health`` (the store) shares the
+    relays' health with every other sending process."""
+    return TRANSPORTS[config.delivery.transport](config, health)

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from publisher.errors import StoreError, SubscriberError
 from publisher.models import Article, Citation, Issue, Recipient, SendOutcome, Subscriber
 from publisher.store import location
+from publisher.store.limits import LimitsMixin
 from publisher.store.schema import (
     UTCDateTime,
     articles,
@@ -174,7 +175,7 @@ def feed_id_for(article: Article, site_host: str, first_seen: datetime) -> str:
     return f"tag:{site_host},{first_seen:%Y-%m-%d}:{article.source}/{article.guid}"
 
 
-class Store:
+class Store(LimitsMixin):
     """All database access. Create with :meth:`open`; every method is one transaction."""
 
     def __init__(self, engine: Engine) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -191,4 +192,41 @@ suppressions = Table(
     Column("email_hash", String(64), primary_key=True),
     Column("reason", String(20), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Cluster-wide limits (0006): one row per bucket ("global", "relay:NAME", "domain:NAME").
+# ``next_at`` is the next free send slot and ``paused_until`` the end of a "slow down"
+# backoff, both in seconds since the epoch on the store's own clock, so hosts whose clocks
+# disagree still share one timeline. ``in_flight`` counts held connection slots.
+limit_buckets = Table(
+    "limit_buckets",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("next_at", Float, nullable=False, default=0.0),
+    Column("paused_until", Float, nullable=False, default=0.0),
+    Column("pause_streak", Integer, nullable=False, default=0),
+    Column("pause_reply", Text, nullable=False, default=""),
+    Column("returned", Text, nullable=False, default="[]"),  # unused slots handed back
+)
+
+# Who holds one of a domain's connection slots, until when (a crashed holder's expire).
+limit_holds = Table(
+    "limit_holds",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("holder", String(200), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+)
+
+# Health of each relay, shared by every sending process.
+relay_health = Table(
+    "relay_health",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("healthy", Integer, nullable=False, default=1),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("refusals", Integer, nullable=False, default=0),
+    Column("recheck_at", Float, nullable=False, default=0.0),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("changed_at", UTCDateTime, nullable=False),
 )
