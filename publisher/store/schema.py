@@ -109,6 +109,8 @@ issues = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # "every" for a regular issue; "daily"/"weekly" for a cadence roll-up (0003).
     Column("cadence", String(20), nullable=False, server_default="every"),
+    # Cancelled with its articles given back to the next issue (0006).
+    Column("released_at", UTCDateTime),
     UniqueConstraint("digest_id", "period", name="uq_issues_digest_period"),
 )
 
