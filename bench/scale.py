@@ -44,7 +44,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN = os.environ.get("PUBLISHER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "PUBLISHER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 PUBLISHER = [sys.executable, "-m", "publisher"]
 
 
@@ -66,7 +68,9 @@ class SinkState:
         self.sample = sample
 
 
-async def _session(state: SinkState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _session(
+    state: SinkState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     writer.write(b"220 sink ESMTP\r\n")
     rcpts: list[str] = []
     while line := await reader.readline():
@@ -132,7 +136,9 @@ def push(port: int, count: int, sample: Path) -> None:
     message = sample.read_bytes()
     smtp = smtplib.SMTP("127.0.0.1", port)
     for i in range(count):
-        smtp.sendmail("newsletter@news.example.org", [f"base{os.getpid()}-{i}@example.org"], message)
+        smtp.sendmail(
+            "newsletter@news.example.org", [f"base{os.getpid()}-{i}@example.org"], message
+        )
     smtp.quit()
 
 
@@ -144,7 +150,9 @@ class Stores:
 
     def __init__(self, kind: str, folder: Path) -> None:
         self.kind, self.folder, self.made = kind, folder, []  # type: list[str]
-        self.admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT") if kind == "postgresql" else None
+        self.admin = (
+            create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT") if kind == "postgresql" else None
+        )
 
     def new(self, phase: str) -> str:
         """The URL of a new, empty store."""
@@ -295,7 +303,9 @@ def bench_import(stores: Stores, root: Path, port: int, n: int) -> None:
         out.writelines(f"reader{i}@example.org,Reader {i}\n" for i in range(n))
     timed(config, "db", "upgrade")
     seconds, out, rss = timed(config, "subscribers", "import", str(csv_path))
-    print(f"import    {n:>9,} rows in {seconds:7.1f} s = {n / seconds:8,.0f} rows/s, peak RSS {rss / 1024:.0f} MB")
+    print(
+        f"import    {n:>9,} rows in {seconds:7.1f} s = {n / seconds:8,.0f} rows/s, peak RSS {rss / 1024:.0f} MB"
+    )
 
 
 def bench_planning(stores: Stores, root: Path, port: int, n: int, send_seconds: float) -> None:
@@ -307,7 +317,9 @@ def bench_planning(stores: Stores, root: Path, port: int, n: int, send_seconds: 
     print(f"populate  {n:>9,} subscribers + subscriptions with SQL in {loaded:.1f} s")
     seconds, out, rss = timed(config, "send", "daily", "--dry-run")
     dry = number(r"for (\d+) subscriber", out)
-    print(f"dry run   counted {dry:>9,} recipients in {seconds:7.1f} s, peak RSS {rss / 1024:.0f} MB")
+    print(
+        f"dry run   counted {dry:>9,} recipients in {seconds:7.1f} s, peak RSS {rss / 1024:.0f} MB"
+    )
     seconds, out, rss = timed(config, "send", "daily", "--queue-only")
     queued = number(r"(\d+) queued", out)
     print(f"planning  queued  {queued:>9,} deliveries in {seconds:7.1f} s, peak RSS {rss / 1024:.0f} MB"
@@ -341,7 +353,9 @@ def bench_send(stores: Stores, root: Path, port: int, sample: Path, n: int) -> N
         sent, distinct = sink_stats(port)
         start = time.perf_counter()
         pushers = [
-            subprocess.Popen([sys.executable, __file__, "--push", str(port), str(n // procs), str(sample)])
+            subprocess.Popen(
+                [sys.executable, __file__, "--push", str(port), str(n // procs), str(sample)]
+            )
             for _ in range(procs)
         ]
         for p in pushers:
@@ -358,12 +372,22 @@ def bench_send(stores: Stores, root: Path, port: int, sample: Path, n: int) -> N
 def main() -> None:
     """Parse the options and run every phase."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=100_000, help="subscribers for import and planning")
+    parser.add_argument(
+        "--n", type=int, default=100_000, help="subscribers for import and planning"
+    )
     parser.add_argument("--import-n", type=int, help="rows to import (default: --n)")
-    parser.add_argument("--send-n", type=int, default=20_000, help="recipients of the send-rate runs")
-    parser.add_argument("--send-seconds", type=float, default=20.0, help="how long the RSS send runs")
-    parser.add_argument("--store", choices=("postgresql", "sqlite"), help="default: PostgreSQL if reachable")
-    parser.add_argument("--skip", action="append", default=[], choices=("import", "planning", "send"))
+    parser.add_argument(
+        "--send-n", type=int, default=20_000, help="recipients of the send-rate runs"
+    )
+    parser.add_argument(
+        "--send-seconds", type=float, default=20.0, help="how long the RSS send runs"
+    )
+    parser.add_argument(
+        "--store", choices=("postgresql", "sqlite"), help="default: PostgreSQL if reachable"
+    )
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=("import", "planning", "send")
+    )
     parser.add_argument("--sink", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--push", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -377,7 +401,9 @@ def main() -> None:
     port, sample = free_port(), root / "sample.eml"
     sink = subprocess.Popen([sys.executable, __file__, "--sink", str(port), str(sample)],
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
-    print(f"store     {kind}, N = {args.n:,}, send runs at {args.send_n:,} recipients, {os.cpu_count()} cores")
+    print(
+        f"store     {kind}, N = {args.n:,}, send runs at {args.send_n:,} recipients, {os.cpu_count()} cores"
+    )
     try:
         assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
         if "import" not in args.skip:

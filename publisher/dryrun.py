@@ -62,7 +62,9 @@ def rollups(app: App, digest: DigestConfig, now: datetime, new: list[Article]) -
         if closing is None:
             continue
         key = planning.cadence_key(digest, closing, frequency)
-        for cursor, subscriber_ids in sorted(app.store.rollup_groups(digest.id, frequency, key).items()):
+        for cursor, subscriber_ids in sorted(
+            app.store.rollup_groups(digest.id, frequency, key).items()
+        ):
             since, _ = app.store.regular_articles_since(digest.id, cursor)
             article_ids = [a.id for a in new if a.id is not None and a.id not in since] + since
             if not article_ids:

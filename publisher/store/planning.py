@@ -99,7 +99,9 @@ class PlanningMixin:
         if not article_ids:
             return found
         with self.engine.connect() as conn:
-            for value in conn.scalars(select(articles.c.tags).where(articles.c.id.in_(article_ids))):
+            for value in conn.scalars(
+                select(articles.c.tags).where(articles.c.id.in_(article_ids))
+            ):
                 found.update(json.loads(value or "[]"))
         return found
 
@@ -173,7 +175,9 @@ class PlanningMixin:
             first = UTCDateTime().process_result_value(first, None)
         return int(count or 0), first
 
-    def cancel_issue(self, issue_id: int, now: datetime, *, release_articles: bool = True) -> tuple[int, int]:
+    def cancel_issue(
+        self, issue_id: int, now: datetime, *, release_articles: bool = True
+    ) -> tuple[int, int]:
         """Stop an issue that still has something to send; return (skipped, released).
 
         Its queued deliveries become ``skipped`` (messages in flight finish) and it is
@@ -184,7 +188,9 @@ class PlanningMixin:
         """
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(issues.c.status, issues.c.cadence).where(issues.c.id == issue_id).with_for_update()
+                select(issues.c.status, issues.c.cadence)
+                .where(issues.c.id == issue_id)
+                .with_for_update()
             ).first()
             if row is None:
                 raise PublisherError(f"no issue #{issue_id} (see `publisher issues list`)")
