@@ -222,7 +222,7 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
 
 @cli.command()
 @click.argument("digest")
-@click.option("--dry-run", is_flag=True, help="Show what would be sent; write and send nothing.")
+@click.option("--dry-run", is_flag=True, help="Count what a send would queue and list its roll-ups; write and send nothing.")
 @click.option("--to", "to", metavar="EMAIL", help="Send one [TEST] copy of the next issue to EMAIL; record nothing.")
 @click.option("--queue-only", is_flag=True, help="Create the issue and queue its deliveries; `publisher worker` sends them.")
 @click.pass_context
@@ -231,7 +231,10 @@ def send(ctx: click.Context, digest: str, dry_run: bool, to: str | None, queue_o
 
     The period is the digest's latest scheduled time at or before now. Running send
     again in the same period sends nothing; queued retries of earlier issues are resumed.
-    With --to, one test copy (subject prefixed [TEST]) goes to that address through the
+    Messages held by the digest's send_window are reported as "N held until HH:MM".
+    --dry-run writes nothing and counts with the same query a real send plans with
+    (topics, cadence, quiet hours), listing the roll-up issues it would create.
+    --queue-only prints how many deliveries it queued. With --to, one test copy (subject prefixed [TEST]) goes to that address through the
     configured transport, and neither an issue nor a delivery is recorded.
     """
     app = _app(ctx)
@@ -603,7 +606,8 @@ def issues_list(ctx: click.Context, digest_id: str | None, limit: int, as_json: 
 @click.argument("issue_id", metavar="ID", type=int)
 @click.pass_context
 def issues_show(ctx: click.Context, issue_id: int) -> None:
-    """Show one issue: subject, articles, delivery counts, rate, ETA and failure replies."""
+    """Show one issue: subject, articles, delivery counts, rate, ETA, deliveries held by
+    the send window and failure replies."""
     app = _app(ctx)
     issue = _issue_or_fail(app, issue_id)
     _print_issue_status(app, issue_id)
@@ -723,7 +727,7 @@ def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
 @click.pass_context
 def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> None:
     """Show each digest's next send and last issue, recent issues with delivery counts,
-    failing sources and the size of the retry queue.
+    deliveries held by a send_window, failing sources and the size of the retry queue.
 
     With ISSUE (an issue number): its delivery counts, send rate over the last minute,
     ETA, any "slow down" backoff from the relay, and the most common failure replies.
