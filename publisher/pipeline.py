@@ -454,6 +454,7 @@ def send_digest(
     if queue_only:
         for report in reports:
             report.queued_only = report.issue is not None
+        _note_held(app, reports)
         return reports
     for issue in app.store.open_issues(digest.id):
         if stop is not None and stop.is_set():
@@ -471,14 +472,20 @@ def send_digest(
         else:
             delivered.note = "resumed"
             reports.append(delivered)
-    for report in reports:
-        if report.issue is not None:
-            report.held, report.held_until = app.store.held_deliveries(report.issue.id, app.clock())
+    _note_held(app, reports)
     if not reports:
         reports.append(
             SendReport(digest_id=digest.id, issue=existing, note=f"issue {period.key} already sent")
         )
     return reports
+
+
+def _note_held(app: App, reports: list[SendReport]) -> None:
+    """Fill in how many of each issue's deliveries the send window still holds."""
+    now = app.clock()
+    for report in reports:
+        if report.issue is not None:
+            report.held, report.held_until = app.store.held_deliveries(report.issue.id, now)
 
 
 def _create_regular_issue(
