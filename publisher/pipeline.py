@@ -455,6 +455,9 @@ def send_digest(
         for report in reports:
             report.queued_only = report.issue is not None
         _note_held(app, reports)
+        if not reports and existing is not None:
+            note = f"issue {period.key} (#{existing.id}) was planned before: nothing more queued"
+            reports.append(SendReport(digest_id=digest.id, note=note))
         return reports
     for issue in app.store.open_issues(digest.id):
         if stop is not None and stop.is_set():

@@ -142,3 +142,34 @@ def test_cancel_with_drop_articles_keeps_them_out(tmp_path: Path) -> None:
     out, cancelled, later = _cancelled_then_next_day(tmp_path, "--drop-articles")
     assert cancelled and later == []
     assert "no new articles" in out and _outbox(tmp_path) == 0
+
+
+def test_postgresql_plans_a_large_list_in_one_statement(tmp_path: Path, pg_url: str) -> None:
+    """20,000 subscribers inserted with SQL (as an existing list would be, with no
+    statistics yet): the dry run and ``--queue-only`` agree on the count, and a second
+    send in the period queues nothing more."""
+    from sqlalchemy import create_engine, text
+
+    config = write_config(tmp_path, digests=DAILY, store_url=pg_url)
+    run_cli(config, "collect", now=MONDAY)
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO subscribers (email, name, status, created_at, updated_at) "
+            "SELECT 'reader' || g || '@example.org', '', 'active', now(), now() "
+            "FROM generate_series(1, 20000) AS g"
+        ))  # fmt: skip
+        conn.execute(text(
+            "INSERT INTO subscriptions (subscriber_id, digest_id, frequency, tags, created_at) "
+            "SELECT id, 'daily', 'every', CASE WHEN id % 10 = 0 THEN '[\"knitting\"]' ELSE '[]' END, "
+            "now() FROM subscribers"
+        ))  # fmt: skip
+    dry = run_cli(config, "send", "daily", "--dry-run", now=MONDAY)
+    assert "for 18000 subscriber(s)" in dry.stdout  # every tenth chose a topic with no article
+    queued = run_cli(config, "send", "daily", "--queue-only", now=MONDAY)
+    assert "18000 queued for `publisher worker`" in queued.stdout
+    again = run_cli(config, "send", "daily", "--queue-only", now=MONDAY)
+    assert "was planned before: nothing more queued" in again.stdout
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM deliveries")) == 18000
+    engine.dispose()
