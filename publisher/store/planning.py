@@ -29,12 +29,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Integer, String, and_, func, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, Integer, String, and_, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
 from publisher.errors import PublisherError
+from publisher.models import Issue
 from publisher.store.schema import (
     UTCDateTime,
     articles,
@@ -55,7 +56,7 @@ _COLUMNS = ["issue_id", "subscriber_id", "status", "attempts", "next_attempt_at"
 
 def recipients_where(
     digest_id: str, frequencies: Sequence[str] | None, issue_tags: Iterable[str]
-) -> list[object]:
+) -> list[ColumnElement[bool]]:
     """The conditions that pick a regular issue's recipients (see the module docstring)."""
     tags = sorted(set(issue_tags))
     # Tags are stored as a JSON list of strings, so '"tag"' only matches a whole tag.
@@ -63,7 +64,7 @@ def recipients_where(
         subscriptions.c.tags == "[]",
         *(subscriptions.c.tags.contains(json.dumps(t), autoescape=True) for t in tags),
     )
-    where: list[object] = [
+    where: list[ColumnElement[bool]] = [
         subscriptions.c.digest_id == digest_id,
         subscribers.c.status == ACTIVE,
         topic,
@@ -73,8 +74,9 @@ def recipients_where(
     return where
 
 
-def _joined(*columns: object) -> Select[tuple[object, ...]]:
-    return select(*columns).select_from(  # type: ignore[call-overload, no-any-return]
+def _joined(*columns: ColumnElement[object]) -> Select[tuple[object, ...]]:
+    """``SELECT columns FROM subscriptions JOIN subscribers``."""
+    return select(*columns).select_from(
         subscriptions.join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
     )
 
@@ -118,7 +120,7 @@ class PlanningMixin:
 
     def plan_deliveries(
         self,
-        issue: object,
+        issue: Issue,
         now: datetime,
         *,
         frequencies: Sequence[str] | None = None,
@@ -131,9 +133,8 @@ class PlanningMixin:
         subscription with topics gets the issue only when one of its articles carries one
         of them. Rows that already exist (a second planner, a restart) are not added again.
         """
-        issue_id: int = issue.id  # type: ignore[attr-defined]
-        digest_id: str = issue.digest_id  # type: ignore[attr-defined]
-        tags = self.issue_tags(issue.article_ids)  # type: ignore[attr-defined]
+        issue_id, digest_id = issue.id, issue.digest_id
+        tags = self.issue_tags(issue.article_ids)
         source = _joined(
             literal(issue_id, Integer),
             subscriptions.c.subscriber_id,
