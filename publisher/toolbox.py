@@ -38,7 +38,7 @@ def issue_data(store: Store, issue: Issue) -> dict[str, Any]:
 
 def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
     """Digests with their next fire time and last issue, recent issues, failing sources,
-    the retry queue, the relay's last slow-down and the article count."""
+    the retry queue, the relay's last slow-down, the article count and held sends."""
     store: Store = app.store
     digests = []
     for digest in app.config.digests:
@@ -76,4 +76,17 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
         if throttle is None
         else {"until": _iso(throttle["until"]), "reply": throttle["reply"]},
         "articles": store.count_articles(),
+        "held": held_data(store, now, recent),
     }
+
+
+def held_data(store: Store, now: datetime, recent: int = 20) -> list[dict[str, Any]]:
+    """Open issues whose first attempts a ``send_window`` still holds: how many, until when."""
+    held = []
+    for issue in store.list_issues(recent):
+        if issue.status != "sending":
+            continue
+        count, until = store.held_deliveries(issue.id, now)
+        if count:
+            held.append({"issue": issue.id, "count": count, "until": _iso(until)})
+    return held

@@ -5,6 +5,7 @@ file with the file transport; the date is pinned with PUBLISHER_NOW (planning on
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -115,6 +116,8 @@ def _cancelled_then_next_day(
     if look:
         status = run_cli(config, "status", now=EVENING)
         assert "held      issue 1: 2 held until 07:00 (send_window)" in status.stdout
+        as_json = json.loads(run_cli(config, "status", "--json", now=EVENING).stdout)
+        assert as_json["held"] == [{"issue": 1, "count": 2, "until": "2026-11-24T07:00:00+00:00"}]
         shown = run_cli(config, "issues", "show", "1", now=EVENING)
         assert "held      2 held until 07:00 (send_window)" in shown.stdout
     cancelled = run_cli(config, "issues", "cancel", "1", *cancel_args, now=EVENING)
