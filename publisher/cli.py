@@ -10,9 +10,10 @@ import io
 import json
 import logging
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from email_validator import EmailNotValidError, validate_email
@@ -201,9 +202,22 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 # -- digests ---------------------------------------------------------------------------
 
 
+def held_text(app: pipeline.App, digest_id: str, held: int, until: datetime | None) -> str:
+    """``N held until HH:MM (send_window)``, the time local to the digest."""
+    if not held or until is None:
+        return ""
+    try:
+        tz = ZoneInfo(app.config.digest(digest_id).timezone)
+    except PublisherError:  # an issue of a digest no longer in the config
+        tz = ZoneInfo("UTC")
+    # A window opens within a day, so the local time of day says when.
+    return f"{held} held until {until.astimezone(tz):%H:%M} (send_window)"
+
+
 def _print_send(app: pipeline.App, report: SendReport) -> None:
+    held = held_text(app, report.digest_id, report.held, report.held_until)
     if report.issue is None:
-        click.echo(f"{report.digest_id:<9} {report.note}")
+        click.echo(f"{report.digest_id:<9} {report.note}" + (f"; {held}" if held else ""))
         return
     issue = report.issue
     where = app.config.delivery.transport
@@ -212,10 +226,12 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
         if where == "file"
         else ", ".join(f"{r.host}:{r.port}" for r in app.config.relay_list)
     )
-    line = (
-        f"{report.digest_id:<9} issue {issue.period} (#{issue.id}, {len(issue.article_ids)} article(s)): "
-        f"{report.sent} sent, {report.failed} failed"
-    )
+    head = f"{report.digest_id:<9} issue {issue.period} (#{issue.id}, {len(issue.article_ids)} article(s)): "
+    if report.queued_only:
+        line = head + f"{report.planned} queued for `publisher worker`"
+        click.echo(line + (f", {held}" if held else ""))
+        return
+    line = head + f"{report.sent} sent, {report.failed} failed"
     if report.bounced:
         line += f", {report.bounced} bounced"
     if report.retrying:
@@ -224,6 +240,8 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
         line += f", {report.released} left queued"
     if report.recovered:
         line += f", {report.recovered} resent after a crash (possible duplicates)"
+    if held:
+        line += f", {held}"
     if report.note:
         line += f" [{report.note}]"
     if report.sent:
@@ -233,7 +251,7 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
 
 @cli.command()
 @click.argument("digest")
-@click.option("--dry-run", is_flag=True, help="Show what would be sent; write and send nothing.")
+@click.option("--dry-run", is_flag=True, help="Count what a send would queue and list its roll-ups; write and send nothing.")
 @click.option("--to", "to", metavar="EMAIL", help="Send one [TEST] copy of the next issue to EMAIL; record nothing.")
 @click.option("--queue-only", is_flag=True, help="Create the issue and queue its deliveries; `publisher worker` sends them.")
 @click.pass_context
@@ -242,7 +260,10 @@ def send(ctx: click.Context, digest: str, dry_run: bool, to: str | None, queue_o
 
     The period is the digest's latest scheduled time at or before now. Running send
     again in the same period sends nothing; queued retries of earlier issues are resumed.
-    With --to, one test copy (subject prefixed [TEST]) goes to that address through the
+    Messages held by the digest's send_window are reported as "N held until HH:MM".
+    --dry-run writes nothing and counts with the same query a real send plans with
+    (topics, cadence, quiet hours), listing the roll-up issues it would create.
+    --queue-only prints how many deliveries it queued. With --to, one test copy (subject prefixed [TEST]) goes to that address through the
     configured transport, and neither an issue nor a delivery is recorded.
     """
     app = _app(ctx)
@@ -618,7 +639,8 @@ def issues_list(ctx: click.Context, digest_id: str | None, limit: int, as_json: 
 @click.argument("issue_id", metavar="ID", type=int)
 @click.pass_context
 def issues_show(ctx: click.Context, issue_id: int) -> None:
-    """Show one issue: subject, articles, delivery counts, rate, ETA and failure replies."""
+    """Show one issue: subject, articles, delivery counts, rate, ETA, deliveries held by
+    the send window and failure replies."""
     app = _app(ctx)
     issue = _issue_or_fail(app, issue_id)
     _print_issue_status(app, issue_id)
@@ -628,16 +650,31 @@ def issues_show(ctx: click.Context, issue_id: int) -> None:
 
 @issues.command("cancel")
 @click.argument("issue_id", metavar="ID", type=int)
+@click.option(
+    "--drop-articles",
+    is_flag=True,
+    help="Drop the issue's articles instead of giving them to the digest's next issue.",
+)
 @click.pass_context
-def issues_cancel(ctx: click.Context, issue_id: int) -> None:
+def issues_cancel(ctx: click.Context, issue_id: int, drop_articles: bool = False) -> None:
     """Stop issue ID: its queued deliveries are skipped and no run resumes it.
 
     Messages already handed to the relay cannot be recalled; those in flight finish.
+    The issue's articles go into the digest's next issue (the next period's: a send in
+    the same period says the period's issue was cancelled), unless --drop-articles.
+    An issue with nothing left to send is not cancelled (exit 1).
     """
     app = _app(ctx)
-    _issue_or_fail(app, issue_id)
-    skipped = app.store.cancel_issue(issue_id, app.clock())
-    click.echo(f"cancelled issue #{issue_id}: {skipped} queued delivery(ies) skipped")
+    issue = _issue_or_fail(app, issue_id)
+    skipped, released = app.store.cancel_issue(
+        issue_id, app.clock(), release_articles=not drop_articles
+    )
+    line = f"cancelled issue #{issue_id}: {skipped} queued delivery(ies) skipped"
+    if released:
+        line += f"; its {released} article(s) go into the next issue of {issue.digest_id}"
+    elif drop_articles:
+        line += "; its articles are dropped (--drop-articles)"
+    click.echo(line)
 
 
 @issues.command("resend")
@@ -714,6 +751,9 @@ def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
             f"backoff   the relay asked to slow down: paused until "
             f"{view.throttle['until'].isoformat()} ({view.throttle['reply']})"
         )
+    held, until = app.store.held_deliveries(issue.id, app.clock())
+    if held:
+        click.echo(f"held      {held_text(app, issue.digest_id, held, until)}")
     for reply, n in view.failures:
         click.echo(f"failed    {n} x {reply}")
 
@@ -724,8 +764,9 @@ def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
 @click.pass_context
 def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> None:
     """Show each digest's next send and last issue, recent issues with delivery counts,
-    failing sources, the size of the retry queue, each SMTP relay's health (healthy, or
-    unhealthy with its last error and when it is re-checked) and limits paused now.
+    deliveries held by a send_window, failing sources, the size of the retry queue, each
+    SMTP relay's health (healthy, or unhealthy with its last error and when it is
+    re-checked) and limits paused now.
 
     With ISSUE (an issue number): its delivery counts, send rate over the last minute,
     ETA, any "slow down" backoff from the relay, and the most common failure replies.
@@ -774,6 +815,7 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
         "skipped",
     )
     failures: list[str] = []
+    holds: list[str] = []
     for issue in app.store.list_issues(20):
         counts = app.store.delivery_counts(issue.id)
         issues.add_row(
@@ -782,7 +824,13 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
         )  # fmt: skip
         for reply, n in app.store.failures(issue.id, 3):
             failures.append(f"issue {issue.id}: {n} x {reply}")
+        if issue.status == "sending":
+            held, until = app.store.held_deliveries(issue.id, now)
+            if held:
+                holds.append(f"issue {issue.id}: {held_text(app, issue.digest_id, held, until)}")
     console.print(issues)
+    for line in holds:
+        click.echo(f"held      {line}")
     for line in failures:
         click.echo(f"failed    {line}")
     throttle = app.store.throttle()

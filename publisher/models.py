@@ -124,3 +124,7 @@ class SendReport:
     bounced: int = 0
     recovered: int = 0  # taken over from a crashed sender's expired lease: possible duplicates
     released: int = 0  # claimed, then put back unsent by a graceful stop
+    # First attempts not due yet because of the digest's send_window (quiet hours).
+    held: int = 0
+    held_until: datetime | None = None
+    queued_only: bool = False  # planned with --queue-only: `publisher worker` sends

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from publisher import bounces, feedwriter, imap, messages, planning, render, sources
+from publisher import bounces, dryrun, feedwriter, imap, messages, planning, render, sources
 from publisher import clock as clock_module
 from publisher.config import Config, DigestConfig, SourceConfig, secret_from_env
 from publisher.delivery import DeliveryResult, deliver_issue, make_signer
@@ -432,6 +432,7 @@ def send_digest(
     if period is None:
         return [SendReport(digest_id=digest.id, note="its schedule has not fired yet")]
     existing = app.store.find_issue(digest.id, period.key)
+    articles: list[Article] = []
     if existing is None:
         articles = next_issue_articles(app, digest)
         if not articles:
@@ -439,57 +440,32 @@ def send_digest(
                 SendReport(digest_id=digest.id, note=f"no new articles for {period.key}")
             )
         elif dry_run:
-            rendered = render_issue(app, digest, articles, now)
-            recipients = app.store.count_recipients(digest.id)
-            reports.append(
-                SendReport(
-                    digest_id=digest.id,
-                    planned=recipients,
-                    note=(
-                        f"dry run: would create issue {period.key!r} with {len(articles)} "
-                        f"article(s), subject {rendered.subject!r}, for {recipients} subscriber(s)"
-                    ),
-                )
-            )
+            reports.append(dryrun.regular_issue(app, digest, period, articles, now))
         else:
-            subject = render.subject_for(digest, app.config.site, len(articles), now)
-            issue, created = app.store.create_issue(
-                digest.id, period.key, subject, [a.id for a in articles if a.id is not None], now
+            reports.append(_create_regular_issue(app, digest, period, articles, now))
+    elif existing.status == "cancelled":
+        # Say so, rather than "already sent": nobody got this period's issue from this run.
+        reports.append(
+            SendReport(
+                digest_id=digest.id,
+                note=f"issue {period.key} (#{existing.id}) was cancelled; nothing sent for this period",
             )
-            from publisher import cadence
-
-            planned = (
-                app.store.plan_deliveries(
-                    issue,
-                    now,
-                    frequencies=cadence.native_frequencies(digest, now),
-                    due_at=planning.window_start(digest.send_window, digest.timezone, now),
-                )
-                if created
-                else 0
-            )
-            if created:
-                write_archive(app, digest, issue)
-            reports.append(
-                SendReport(digest_id=digest.id, issue=issue, created=created, planned=planned)
-            )
-    if not dry_run:
-        from publisher import cadence
-
-        # Daily/weekly subscribers of a more frequent digest: roll-ups when their period closes.
-        reports.extend(cadence.plan_rollups(app, digest, now))
+        )
     if dry_run:
-        for issue in app.store.open_issues(digest.id):
-            counts = app.store.delivery_counts(issue.id)
-            reports.append(
-                SendReport(
-                    digest_id=digest.id,
-                    issue=issue,
-                    note=f"dry run: issue {issue.period!r} has {counts['queued']} queued deliveries",
-                )
-            )
+        reports.extend(dryrun.rollups(app, digest, now, articles))
+        reports.extend(dryrun.open_issues(app, digest, now))
         return reports
+    from publisher import cadence
+
+    # Daily/weekly subscribers of a more frequent digest: roll-ups when their period closes.
+    reports.extend(cadence.plan_rollups(app, digest, now))
     if queue_only:
+        for report in reports:
+            report.queued_only = report.issue is not None
+        _note_held(app, reports)
+        if not reports and existing is not None:
+            note = f"issue {period.key} (#{existing.id}) was planned before: nothing more queued"
+            reports.append(SendReport(digest_id=digest.id, note=note))
         return reports
     for issue in app.store.open_issues(digest.id):
         if stop is not None and stop.is_set():
@@ -507,11 +483,45 @@ def send_digest(
         else:
             delivered.note = "resumed"
             reports.append(delivered)
+    _note_held(app, reports)
     if not reports:
         reports.append(
             SendReport(digest_id=digest.id, issue=existing, note=f"issue {period.key} already sent")
         )
     return reports
+
+
+def _note_held(app: App, reports: list[SendReport]) -> None:
+    """Fill in how many of each issue's deliveries the send window still holds."""
+    now = app.clock()
+    for report in reports:
+        if report.issue is not None:
+            report.held, report.held_until = app.store.held_deliveries(report.issue.id, now)
+
+
+def _create_regular_issue(
+    app: App, digest: DigestConfig, period: planning.Period, articles: list[Article], now: datetime
+) -> SendReport:
+    """Create the period's issue and queue its deliveries (one set-based statement)."""
+    from publisher import cadence
+
+    subject = render.subject_for(digest, app.config.site, len(articles), now)
+    issue, created = app.store.create_issue(
+        digest.id, period.key, subject, [a.id for a in articles if a.id is not None], now
+    )
+    planned = (
+        app.store.plan_deliveries(
+            issue,
+            now,
+            frequencies=cadence.native_frequencies(digest, now),
+            due_at=planning.window_start(digest.send_window, digest.timezone, now),
+        )
+        if created
+        else 0
+    )
+    if created:
+        write_archive(app, digest, issue)
+    return SendReport(digest_id=digest.id, issue=issue, created=created, planned=planned)
 
 
 @dataclass

@@ -38,8 +38,8 @@ def issue_data(store: Store, issue: Issue) -> dict[str, Any]:
 
 def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
     """Digests with their next fire time and last issue, recent issues, failing sources,
-    the retry queue, the relay's last slow-down, the article count, each relay's health
-    and the limits paused cluster-wide now."""
+    the retry queue, the relay's last slow-down, the article count, held sends, each
+    relay's health and the limits paused cluster-wide now."""
     store: Store = app.store
     digests = []
     for digest in app.config.digests:
@@ -82,6 +82,7 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
             {"key": b["key"], "until": _iso(b["until"]), "reply": b["reply"]}
             for b in store.paused_buckets()
         ],
+        "held": held_data(store, now, recent),
     }
 
 
@@ -113,3 +114,15 @@ def relay_data(app: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def held_data(store: Store, now: datetime, recent: int = 20) -> list[dict[str, Any]]:
+    """Open issues whose first attempts a ``send_window`` still holds: how many, until when."""
+    held = []
+    for issue in store.list_issues(recent):
+        if issue.status != "sending":
+            continue
+        count, until = store.held_deliveries(issue.id, now)
+        if count:
+            held.append({"issue": issue.id, "count": count, "until": _iso(until)})
+    return held

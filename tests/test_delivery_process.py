@@ -147,7 +147,7 @@ def test_two_workers_share_one_issue_on_postgresql(
     config = _config(tmp_path, scripted, pg_url, "connections = 2\nbatch_size = 50")
     store = _prepare(config, n)
     queued = run_cli(config, "send", "daily", "--queue-only", now=NOW)
-    assert handler.count() == 0 and "0 sent" in queued.stdout
+    assert handler.count() == 0 and f"{n} queued for `publisher worker`" in queued.stdout
     workers = [_popen(config, "worker", "--until-idle") for _ in range(2)]
     outputs = [w.communicate(timeout=300) for w in workers]
     for worker, (_out, err) in zip(workers, outputs, strict=True):

@@ -20,15 +20,11 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     Connection,
     Engine,
-    Integer,
-    String,
     and_,
     create_engine,
     event,
-    exists,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -39,8 +35,8 @@ from publisher.errors import StoreError, SubscriberError
 from publisher.models import Article, Citation, Issue, Recipient, SendOutcome, Subscriber
 from publisher.store import location
 from publisher.store.limits import LimitsMixin
+from publisher.store.planning import PlanningMixin
 from publisher.store.schema import (
-    UTCDateTime,
     articles,
     bounce_events,
     deliveries,
@@ -175,7 +171,7 @@ def feed_id_for(article: Article, site_host: str, first_seen: datetime) -> str:
     return f"tag:{site_host},{first_seen:%Y-%m-%d}:{article.source}/{article.guid}"
 
 
-class Store(LimitsMixin):
+class Store(LimitsMixin, PlanningMixin):
     """All database access. Create with :meth:`open`; every method is one transaction."""
 
     def __init__(self, engine: Engine) -> None:
@@ -313,7 +309,8 @@ class Store(LimitsMixin):
         issued = (
             select(issue_articles.c.article_id)
             .join(issues, issues.c.id == issue_articles.c.issue_id)
-            .where(issues.c.digest_id == digest_id)
+            # A cancelled issue whose articles were released no longer holds them.
+            .where(issues.c.digest_id == digest_id, issues.c.released_at.is_(None))
         )
         query = (
             select(articles)
@@ -1136,21 +1133,6 @@ class Store(LimitsMixin):
         with self.engine.connect() as conn:
             return conn.scalar(select(issues.c.cadence).where(issues.c.id == issue_id))
 
-    def cancel_issue(self, issue_id: int, now: datetime) -> int:
-        """Stop an issue: its queued deliveries become ``skipped``; return how many.
-
-        Messages already in flight finish. The issue is marked ``cancelled`` so no run
-        resumes it and the archive index leaves it out.
-        """
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "queued")
-                .values(status="skipped", last_reply="cancelled by the operator", updated_at=now)
-            )
-            conn.execute(update(issues).where(issues.c.id == issue_id).values(status="cancelled"))
-            return int(result.rowcount or 0)
-
     def requeue_failed(self, issue_id: int, now: datetime) -> int:
         """Queue an issue's ``failed`` deliveries again with a fresh retry budget.
 
@@ -1197,74 +1179,6 @@ class Store(LimitsMixin):
             return None if row is None else self._with_articles(conn, row)
 
     # -- deliveries ------------------------------------------------------------------
-
-    def plan_deliveries(
-        self,
-        issue: Issue,
-        now: datetime,
-        *,
-        frequencies: Sequence[str] | None = None,
-        due_at: datetime | None = None,
-    ) -> int:
-        """Queue one delivery per active subscriber of the issue's digest; return how many.
-
-        One INSERT ... SELECT, so planning is a single statement whatever the list size;
-        rows that already exist (a second planner, a restart) are not added again.
-        ``frequencies`` limits it to subscriptions of those cadences (the others get
-        roll-ups); ``due_at`` holds the messages back until then (quiet hours). A
-        subscription with topic tags gets the issue only when one of its articles carries
-        one of those tags.
-        """
-        already = exists().where(
-            deliveries.c.issue_id == issue.id,
-            deliveries.c.subscriber_id == subscriptions.c.subscriber_id,
-        )
-        source = (
-            select(
-                literal(issue.id, Integer),
-                subscriptions.c.subscriber_id,
-                literal("queued", String),
-                literal(0, Integer),
-                literal(due_at or now, UTCDateTime),
-                literal(now, UTCDateTime),
-            )
-            .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
-            .where(
-                subscriptions.c.digest_id == issue.digest_id,
-                subscribers.c.status == ACTIVE,
-                ~already,
-            )
-        )
-        if frequencies is not None:
-            source = source.where(subscriptions.c.frequency.in_(list(frequencies)))
-        issue_tags: set[str] = set()
-        if issue.article_ids:
-            with self.engine.connect() as conn:
-                for value in conn.scalars(
-                    select(articles.c.tags).where(articles.c.id.in_(issue.article_ids))
-                ):
-                    issue_tags.update(_json_list(value))
-        # Tags are stored as a JSON list of strings, so '"tag"' only matches a whole tag.
-        source = source.where(
-            or_(
-                subscriptions.c.tags == "[]",
-                *(subscriptions.c.tags.contains(json.dumps(t), autoescape=True) for t in sorted(issue_tags)),
-            )
-        )
-        columns = [
-            "issue_id",
-            "subscriber_id",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "updated_at",
-        ]
-        with self.engine.begin() as conn:
-            # rowcount of INSERT ... SELECT is -1 on psycopg; count the returned ids instead.
-            result = conn.execute(
-                insert(deliveries).from_select(columns, source).returning(deliveries.c.id)
-            )
-            return len(result.all())
 
     def claim_batch(
         self, issue_id: int, worker: str, now: datetime, limit: int, lease_seconds: int

@@ -110,6 +110,8 @@ issues = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # "every" for a regular issue; "daily"/"weekly" for a cadence roll-up (0003).
     Column("cadence", String(20), nullable=False, server_default="every"),
+    # Cancelled with its articles given back to the next issue (0006).
+    Column("released_at", UTCDateTime),
     UniqueConstraint("digest_id", "period", name="uq_issues_digest_period"),
 )
 
@@ -125,8 +127,10 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("issue_id", Integer, ForeignKey("issues.id"), nullable=False),
-    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), nullable=False),
+    # No foreign keys (0006): their per-row triggers were most of the cost of planning an
+    # issue for a large list. Issues and subscribers are never deleted.
+    Column("issue_id", Integer, nullable=False),
+    Column("subscriber_id", Integer, nullable=False),
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=False),
