@@ -10,6 +10,8 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -195,11 +197,21 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
         line += f", {report.released} left queued"
     if report.recovered:
         line += f", {report.recovered} resent after a crash (possible duplicates)"
+    if report.lost:
+        line += f", {report.lost} lost to a takeover while this process was stopped"
+    held = sum(h.count for h in report.held)
+    if held:
+        line += f", {held} still held by other workers"
     if report.note:
         line += f" [{report.note}]"
+    if held:
+        line += " [not done]"
     if report.sent:
         line += f" -> {target}"
     click.echo(line)
+    now = app.clock()
+    for holding in report.held:
+        click.echo(f"held      {holding.describe(now)}")
 
 
 @cli.command()
@@ -225,12 +237,22 @@ def send(ctx: click.Context, digest: str, dry_run: bool, to: str | None, queue_o
     from publisher.worker import stop_on_signals
 
     # SIGTERM/SIGINT: finish the messages in flight, record them, leave the rest queued, exit 0.
-    with stop_on_signals() as stop, attached(app, sys.stderr):
+    with stop_on_signals() as stop, attached(app, sys.stderr), _registered(app, "send", dry_run or queue_only):
         reports = pipeline.send_digest(app, digest, dry_run=dry_run, stop=stop, queue_only=queue_only)
     for report in reports:
         _print_send(app, report)
     if stop.is_set():
         click.echo("stopped   by a signal; the rest stays queued for the next run", err=True)
+
+
+@contextmanager
+def _registered(app: pipeline.App, command: str, skip: bool) -> Iterator[None]:
+    """Register the process as a sender for the block, unless it will send nothing."""
+    if skip:
+        yield
+        return
+    with pipeline.sender_session(app, command):
+        yield
 
 
 @cli.command()
@@ -248,7 +270,7 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
 
     app = _app(ctx)
     logging.getLogger("publisher").setLevel(logging.INFO)
-    with stop_on_signals() as stop, attached(app, sys.stderr):
+    with stop_on_signals() as stop, attached(app, sys.stderr), pipeline.sender_session(app, "worker"):
         report = run_worker(app, stop, until_idle=until_idle, poll_seconds=poll)
     line = (
         f"worker    {report.sent} sent, {report.failed} failed, {report.bounced} bounced, "
@@ -256,7 +278,13 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
     )
     if report.recovered:
         line += f"; {report.recovered} resent after a crash (possible duplicates)"
+    if report.lost:
+        line += f"; {report.lost} lost to a takeover while this process was stopped"
     click.echo(line)
+    now = app.clock()
+    for issue_id, held in sorted(report.held.items()):
+        for holding in held:
+            click.echo(f"held      issue #{issue_id}: {holding.describe(now)}")
 
 
 @cli.command()
@@ -319,9 +347,11 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
                 raise click.BadParameter("must be at least 1s", param_hint="--collect-every")
             every = timedelta(seconds=seconds)
         logging.getLogger("publisher").setLevel(logging.INFO)
-        run_daemon(app, every)
+        with pipeline.sender_session(app, "run"):
+            run_daemon(app, every)
         return
-    report = pipeline.run_once(app)
+    with pipeline.sender_session(app, "run"):
+        report = pipeline.run_once(app)
     _print_collect(report.collected)
     _print_feeds(report.feeds)
     for send_report in report.sends:
@@ -330,7 +360,9 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
         click.echo(f"error: {error}", err=True)
     sent = sum(r.sent for r in report.sends)
     failed = sum(r.failed for r in report.sends)
-    click.echo(f"done      {sent} message(s) sent, {failed} failed")
+    held = sum(h.count for r in report.sends for h in r.held)
+    tail = f"; {held} still held by other workers (not done)" if held else ""
+    click.echo(f"done      {sent} message(s) sent, {failed} failed{tail}")
     if report.errors:
         ctx.exit(1)
 

@@ -1,11 +1,14 @@
 """The delivery engine (store, transport and clock I/O): claim, send, record, retry.
 
 Each ``[delivery] connections`` worker thread has its own transport connection and loops:
-claim a batch of due deliveries under a lease, personalise (and DKIM-sign) each message,
-send it, and record the results in one transaction per batch, or sooner when a second has
-passed. A crash leaves claimed rows in ``sending``; when their lease expires they are
-claimed again, so nothing queued is lost and only messages in flight at the crash can go
-twice (with the same Message-ID; such take-overs are counted as ``recovered``).
+claim a batch of due deliveries in the name of this process's registration (taking over
+the claims of workers that are gone, see :mod:`publisher.liveness`), personalise (and
+DKIM-sign) each message, journal it, send it, and hand the reply to the recorder, which
+journals it at once and group-commits results every few tens of milliseconds
+(:mod:`publisher.recorder`). After a crash the next sender on the host replays the journal,
+so only messages on the wire at the crash can go twice (with the same Message-ID; such
+take-overs are counted as ``recovered``). A worker that finds its lease may have run out
+(it was stopped) checks that its claims are still its own before it sends more.
 
 Replies are sorted here:
 
@@ -25,9 +28,7 @@ puts the rest of its claimed batch back in the queue, so a later run goes on fro
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,12 +38,13 @@ from datetime import datetime, timedelta
 
 from publisher.config import DeliveryConfig
 from publisher.errors import DeliveryError
+from publisher.liveness import SenderSession
 from publisher.messages import MessageTemplate, personal, personalize
-from publisher.models import Recipient, SendOutcome
+from publisher.models import Held, Recipient, SendOutcome
+from publisher.recorder import Recorder
 from publisher.store import Store
 from publisher.transports import Transport
 
-FLUSH_SECONDS = 1.0
 MAX_PAUSE_SECONDS = 600.0
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
@@ -60,6 +62,8 @@ class DeliveryResult:
     released: int = 0
     recovered: int = 0
     throttled: int = 0
+    lost: int = 0
+    held: list[Held] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -124,11 +128,6 @@ class RateLimiter:
             time.sleep(min(left, 0.1))
 
 
-def worker_name() -> str:
-    """Identifies this process in the ledger's ``claimed_by`` column."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class _Throttle:
     """The shared "slow down" state: consecutive refusals double the pause."""
 
@@ -169,15 +168,18 @@ def deliver_issue(
     make_token: Callable[[str, int, str], str],
     clock: Callable[[], datetime],
     label: str,
+    session: SenderSession,
     stop: threading.Event | None = None,
     sign: Signer | None = None,
     progress: Callable[[DeliveryResult], None] | None = None,
 ) -> DeliveryResult:
     """Send every due delivery of the issue; return the counts of this run.
 
+    ``session`` is this process's registration: claims are made in its name, taking over
+    those of workers that are gone, and its journal records each message as it goes.
     ``stop`` ends the run early: messages in flight are finished and recorded, claimed
     ones not yet sent go back to the queue. ``sign`` (DKIM) is applied to every message;
-    ``progress`` is called with the running counts after each recorded batch.
+    ``progress`` is called with the running counts after each recorded group.
     """
     stop = stop or threading.Event()
     halt = threading.Event()  # set when one thread failed: the others stop too
@@ -186,7 +188,7 @@ def deliver_issue(
 
     result = DeliveryResult()
     lock = threading.Lock()
-    worker = worker_name()
+    owner = session.worker_id
     workers = max(1, settings.connections)
     batch_size = settings.batch_size
     if settings.rate_limit > 0:
@@ -194,23 +196,12 @@ def deliver_issue(
         per_thread = settings.rate_limit / workers
         batch_size = max(1, min(batch_size, int(per_thread * settings.lease_seconds / 2)))
 
-    def stopping() -> bool:
-        return stop.is_set() or halt.is_set()
-
-    def record(pending: list[tuple[SendOutcome, int]]) -> None:
-        if not pending:
-            return
-        store.record_outcomes(
-            pending,
-            clock(),
-            max_attempts=settings.max_attempts,
-            retry_at=lambda attempt, delivery_id: (
-                clock() + retry_delay(attempt, delivery_id, settings.retry_base_seconds)
-            ),
-        )
+    def on_recorded(batch: list[tuple[SendOutcome, int]], lost: set[int]) -> None:
         with lock:
-            for outcome, attempt in pending:
-                if outcome.ok:
+            for outcome, attempt in batch:
+                if outcome.delivery_id in lost:
+                    result.lost += 1
+                elif outcome.ok:
                     result.sent += 1
                 elif outcome.permanent or attempt >= settings.max_attempts:
                     if outcome.bounce:
@@ -222,21 +213,40 @@ def deliver_issue(
             if progress is not None:
                 progress(result)
 
+    recorder = Recorder(
+        store, owner, clock,
+        max_attempts=settings.max_attempts,
+        retry_at=lambda attempt, delivery_id: (
+            clock() + retry_delay(attempt, delivery_id, settings.retry_base_seconds)
+        ),
+        journal=session.journal, on_recorded=on_recorded,
+    )  # fmt: skip
+
+    def stopping() -> bool:
+        return stop.is_set() or halt.is_set() or recorder.error is not None
+
     def slow_down(reply: str) -> None:
         seconds = throttle.refused()
         limiter.pause(seconds)
         with lock:
             result.throttled += 1
-        store.set_throttle(clock() + timedelta(seconds=seconds), reply, worker)
+        store.set_throttle(clock() + timedelta(seconds=seconds), reply, session.label)
 
     def send_batch(transport: Transport, batch: list[Recipient]) -> None:
-        pending: list[tuple[SendOutcome, int]] = []
-        flushed = time.monotonic()
         handled = 0
+        lost: set[int] = set()
         try:
             for recipient in batch:
                 if stopping() or not limiter.wait(stopping):
                     break
+                if session.lease_at_risk():
+                    # We were stopped or cut off past half a lease: is the rest still ours?
+                    rest = [r.delivery_id for r in batch[handled:]]
+                    lost |= set(rest) - store.verify_claims(rest, owner)
+                    session.renewed()
+                if recipient.delivery_id in lost:
+                    handled += 1
+                    continue
                 person = personal(
                     base_url, recipient.subscriber_id, recipient.email, recipient.name,
                     recipient.digest_id, make_token,
@@ -245,39 +255,39 @@ def deliver_issue(
                 if sign is not None:
                     message = sign(message)
                 name = f"{label}-{recipient.subscriber_id:07d}"
+                if session.journal is not None:
+                    session.journal.started(recipient.delivery_id, recipient.attempts)
                 try:
                     reply = transport.send(settings.from_, recipient.email, message, name)
                 except DeliveryError as exc:
                     handled += 1
-                    pending.append((_outcome(recipient, exc), recipient.attempts))
+                    recorder.add(_outcome(recipient, exc), recipient.attempts)
                     if is_throttle(exc.code, exc.message):
                         slow_down(exc.message)
                         break  # the rest of the batch goes back to the queue
                 else:
                     handled += 1
                     throttle.accepted()
-                    pending.append(
-                        (SendOutcome(recipient.delivery_id, True, reply), recipient.attempts)
+                    recorder.add(
+                        SendOutcome(recipient.delivery_id, True, reply), recipient.attempts
                     )
-                if time.monotonic() - flushed >= FLUSH_SECONDS:
-                    record(pending)
-                    pending, flushed = [], time.monotonic()
         finally:
-            record(pending)
-            unsent = [r.delivery_id for r in batch[handled:]]
-            if unsent:
-                released = store.release_claims(unsent, clock())
-                with lock:
-                    result.released += released
+            unsent = [r.delivery_id for r in batch[handled:] if r.delivery_id not in lost]
+            released = store.release_claims(unsent, clock(), owner=owner) if unsent else 0
+            with lock:
+                result.released += released
+                result.lost += len(lost)
 
     def run_worker(index: int) -> None:
         transport = transport_factory()
         try:
             transport.open()
             while not stopping():
+                plan = session.plan(template.issue_id)
                 batch = store.claim_batch(
-                    template.issue_id, f"{worker}/{index}", clock(), batch_size,
-                    settings.lease_seconds,
+                    template.issue_id, f"{session.label}/{index}", clock(), batch_size,
+                    settings.lease_seconds, owner=owner, takeover=plan.takeover,
+                    lease_decides=plan.lease_decides,
                 )  # fmt: skip
                 if not batch:
                     return
@@ -290,15 +300,19 @@ def deliver_issue(
         finally:
             transport.close()
 
-    if workers == 1:
-        run_worker(0)
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-            futures = [pool.submit(run_worker, i) for i in range(workers)]
-            errors = [f.exception() for f in futures]
-            first = next((e for e in errors if e is not None), None)
-            if first is not None:
-                raise first
+    try:
+        if workers == 1:
+            run_worker(0)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+                futures = [pool.submit(run_worker, i) for i in range(workers)]
+                errors = [f.exception() for f in futures]
+                first = next((e for e in errors if e is not None), None)
+                if first is not None:
+                    raise first
+    finally:
+        recorder.close()
+    result.held = session.held(template.issue_id)
     return result
 
 
