@@ -125,6 +125,7 @@ class SenderSession:
         self.worker_id = 0
         self.journal: journal.Journal | None = None
         self._conn: Any = None
+        self._conn_lock = threading.Lock()  # the lock connection serves one thread at a time
         self._row: dict[str, Any] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -161,7 +162,8 @@ class SenderSession:
             self._thread.join(timeout=30)
         if self.journal is not None:
             self.journal.close(remove=clean)
-        self.store.deregister_worker(self.worker_id, self._conn)
+        with self._conn_lock:
+            self.store.deregister_worker(self.worker_id, self._conn)
 
     def __enter__(self) -> SenderSession:
         return self.open()
@@ -175,16 +177,13 @@ class SenderSession:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
-            started = time.monotonic()
             try:
-                self.store.heartbeat_worker(
-                    self.worker_id, self.clock(), self.settings.lease_seconds, self._row, self._conn
-                )
-                self._renewed = started
+                self.renewed()
                 self.reap()
             except Exception as exc:  # noqa: BLE001 - a lost session must not end the send
                 log.warning("heartbeat failed (%s); reconnecting", exc)
-                self._relock()
+                with self._conn_lock:
+                    self._relock()
 
     def _relock(self) -> None:
         if self._conn is None:
@@ -203,11 +202,13 @@ class SenderSession:
         return time.monotonic() - self._renewed > self.settings.lease_seconds / 2
 
     def renewed(self) -> None:
-        """Our claims were just checked and their leases renewed."""
-        self.store.heartbeat_worker(
-            self.worker_id, self.clock(), self.settings.lease_seconds, self._row, self._conn
-        )
-        self._renewed = time.monotonic()
+        """Heartbeat now: note that we live and renew the leases of our claims."""
+        started = time.monotonic()
+        with self._conn_lock:
+            self.store.heartbeat_worker(
+                self.worker_id, self.clock(), self.settings.lease_seconds, self._row, self._conn
+            )
+        self._renewed = started
 
     # -- judging others ----------------------------------------------------------------
 

@@ -10,18 +10,22 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from publisher import pipeline
 from publisher.config import load
 from publisher.store import Store
-from publisher.store.schema import deliveries
+from publisher.store.schema import deliveries, subscribers, workers
 from tests.conftest import SmtpServer, free_port, run_cli, write_config
 from tests.smtp_sink import Sink
 from tests.test_delivery import T0, ScriptedHandler, add_many, scripted  # noqa: F401
@@ -236,3 +240,157 @@ def test_two_workers_share_one_issue_on_postgresql(
     assert len(per_rcpt) == n and set(per_rcpt.values()) == {1}  # exactly one each
     assert _by_status(store) == Counter({"sent": n})
     store.close()
+
+
+def _stop_outside_a_write(proc: subprocess.Popen[str], store: Store) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no SQLite write lock.
+
+    A process stopped inside a write transaction would block every other writer of the
+    file (that is SQLite, not us); so if the file is locked, let it go on and stop it again.
+    """
+    for _ in range(50):
+        proc.send_signal(signal.SIGSTOP)
+        if store.engine.dialect.name != "sqlite":
+            return
+        path = store.engine.url.database
+        conn = sqlite3.connect(str(path), timeout=0.2)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+            return
+        except sqlite3.OperationalError:
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            conn.close()
+    raise AssertionError("the sender never left its write transaction")
+
+
+def _held_by(store: Store, pid: int) -> tuple[int, set[int]]:
+    """The worker id of process ``pid`` and the ids of the deliveries it holds."""
+    with store.engine.connect() as conn:
+        worker_id = conn.scalar(select(workers.c.id).where(workers.c.pid == pid))
+        assert worker_id is not None, "the sender is not registered"
+        ids = set(
+            conn.scalars(
+                select(deliveries.c.id).where(
+                    deliveries.c.worker_id == worker_id, deliveries.c.status == "sending"
+                )
+            )
+        )
+    return worker_id, ids
+
+
+def _wait_lease_over(store: Store, ids: set[int]) -> None:
+    """Until every lease of ``ids`` is in the past (real clock)."""
+    deadline = time.monotonic() + 30
+    while True:
+        with store.engine.connect() as conn:
+            latest = conn.scalar(
+                select(func.max(deliveries.c.lease_until)).where(deliveries.c.id.in_(ids))
+            )
+        if latest is not None and latest < datetime.now(UTC):
+            return
+        assert time.monotonic() < deadline, "the lease never ran out"
+        time.sleep(0.1)
+
+
+def _recipients(store: Store, ids: set[int]) -> set[str]:
+    with store.engine.connect() as conn:
+        return set(
+            conn.scalars(
+                select(subscribers.c.email)
+                .join(deliveries, deliveries.c.subscriber_id == subscribers.c.id)
+                .where(deliveries.c.id.in_(ids))
+            )
+        )
+
+
+@pytest.mark.parametrize("backend", ["sqlite-same-host", "postgresql-other-host"])
+def test_stopped_worker_is_alive_and_keeps_its_claims_past_its_lease(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """SIGSTOP a sender; its 1 s lease runs out; another send delivers everything else,
+    reports what the stopped one holds and leaves it alone; after SIGCONT the stopped one
+    finishes. Same host: its pid lives. PostgreSQL, another host: its session keeps its lock.
+    """
+    n = 400
+    url = request.getfixturevalue("pg_url") if backend.startswith("postgresql") else None
+    host = "host-a" if backend.endswith("other-host") else None
+    sink = Sink(free_port(), tmp_path / "sink.log")
+    try:
+        config = _sink_config(
+            tmp_path, sink, url, "connections = 1\nbatch_size = 40\nrate_limit = 80\nlease_seconds = 1"
+        )
+        store = _prepare(config, n)
+        first = _popen(config, "send", "daily", now=None, host=host)
+        sink.wait_for(60)
+        _stop_outside_a_write(first, store)
+        try:
+            _worker, held = _held_by(store, first.pid)
+            assert held, "stopped while holding nothing"
+            _wait_lease_over(store, held)
+            at_stop = sink.per_rcpt()
+            second = _finish(_popen(config, "send", "daily", now=None))
+            assert f"{len(held)} held by " in second and f":{first.pid} (alive" in second, second
+            assert "[not done]" in second
+            # Nothing the stopped worker holds was sent again while it was stopped.
+            now = sink.per_rcpt()
+            for rcpt in _recipients(store, held):
+                assert now[rcpt] == at_stop[rcpt] <= 1
+            assert _by_status(store)["sending"] == len(held)
+        finally:
+            first.send_signal(signal.SIGCONT)
+        out = _finish(first, timeout=60)
+        assert "lost" not in out
+        assert sink.per_rcpt() == Counter({f"user{i:06d}@example.org": 1 for i in range(n)})
+        assert _by_status(store) == Counter({"sent": n})
+        store.close()
+    finally:
+        sink.stop()
+
+
+def test_stopped_worker_on_another_host_loses_its_claims_to_the_lease_and_is_fenced(
+    tmp_path: Path,
+) -> None:
+    """SQLite cannot tell whether another host's worker lives: after its lease the claims
+    of a stopped worker are taken over; resumed, it records nothing over them and reports
+    what it lost."""
+    n = 300
+    sink = Sink(free_port(), tmp_path / "sink.log")
+    try:
+        config = _sink_config(
+            tmp_path, sink, None, "connections = 1\nbatch_size = 40\nrate_limit = 80\nlease_seconds = 1"
+        )
+        store = _prepare(config, n)
+        first = _popen(config, "send", "daily", now=None, host="host-a")
+        sink.wait_for(60)
+        _stop_outside_a_write(first, store)
+        try:
+            _worker, held = _held_by(store, first.pid)
+            _wait_lease_over(store, held)
+            second = _finish(_popen(config, "send", "daily", now=None))
+            assert "held" not in second
+            assert _resent(second) == len(held)  # taken over, counted as possible duplicates
+            assert _by_status(store) == Counter({"sent": n})
+        finally:
+            first.send_signal(signal.SIGCONT)
+        out = _finish(first, timeout=60)
+        assert re.search(r"\b[1-9]\d* lost to a takeover", out), out
+        per_rcpt = sink.per_rcpt()
+        assert len(per_rcpt) == n
+        twice = {rcpt for rcpt, c in per_rcpt.items() if c > 1}
+        assert twice <= _recipients(store, held)  # only claims that were taken over
+        # Another host cannot read its journal: the one on the wire at the stop, plus what
+        # it had not group-committed yet (20 ms at 80 msg/s), can go twice.
+        assert sum(c - 1 for c in per_rcpt.values()) <= 1 + 4
+        with store.engine.connect() as conn:
+            holders = set(
+                conn.scalars(select(deliveries.c.claimed_by).where(deliveries.c.id.in_(held)))
+            )
+        # Fencing: the resumed worker did not record over the rows the other one sent.
+        assert all(not h.startswith(f"{socket.gethostname()}:{first.pid}/") for h in holders)
+        assert _by_status(store) == Counter({"sent": n})
+        store.close()
+    finally:
+        sink.stop()
