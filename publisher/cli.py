@@ -711,6 +711,19 @@ def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
         )
     for reply, n in view.failures:
         click.echo(f"failed    {n} x {reply}")
+    _print_holders(app, issue_id)
+
+
+def _print_holders(app: pipeline.App, issue_id: int) -> None:
+    from publisher import liveness
+
+    for h in liveness.issue_holders(app.store, issue_id):
+        when = {
+            "alive": "alive: they stay with it until it finishes, stops or dies",
+            "gone": "gone: the next send, run or worker takes them over at once",
+            "unknown": f"liveness unknown: they come back when the lease ends at {h['lease_until']}",
+        }[str(h["state"])]
+        click.echo(f"held      {h['claims']} claimed by {h['holder']} (worker #{h['worker_id']}, {when})")
 
 
 @cli.command()
@@ -719,10 +732,12 @@ def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
 @click.pass_context
 def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> None:
     """Show each digest's next send and last issue, recent issues with delivery counts,
-    failing sources and the size of the retry queue.
+    failing sources, the size of the retry queue, and the sending processes (workers)
+    with their state (alive, gone, unknown) and the claims they hold.
 
     With ISSUE (an issue number): its delivery counts, send rate over the last minute,
-    ETA, any "slow down" backoff from the relay, and the most common failure replies.
+    ETA, any "slow down" backoff from the relay, the most common failure replies, and
+    which workers hold its deliveries in flight.
     """
     from publisher import toolbox
 
@@ -788,6 +803,13 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
                 f"source    {state['source']}: {state['consecutive_failures']} failing run(s): {state['last_error']}"
             )
     click.echo(f"articles  {app.store.count_articles()} stored")
+    from publisher import liveness
+
+    for w in liveness.workers_data(app.store):
+        click.echo(
+            f"worker    #{w['id']} {w['host']}:{w['pid']} ({w['command']}, {w['state']}): "
+            f"{w['claims']} claim(s), started {w['started_at']}, last heartbeat {w['heartbeat_at']}"
+        )
 
 
 @cli.group()

@@ -99,6 +99,74 @@ def process_alive(pid: int, start: str | None) -> bool:
     return True
 
 
+def judge(row: WorkerRow | None, my_host: str, locked: set[int] | None) -> str:
+    """alive, gone or unknown, as seen from host ``my_host`` (see the module docstring)."""
+    if row is None:
+        return GONE  # deregistered or reaped: nobody can still be sending for it
+    if row.host_id == my_host:
+        return ALIVE if process_alive(row.pid, row.process_start) else GONE
+    if locked is not None:
+        return ALIVE if row.id in locked else GONE
+    return UNKNOWN
+
+
+def worker_states(
+    store: Store, my_host: str | None = None, me: int | None = None
+) -> dict[int, tuple[WorkerRow, str]]:
+    """Every registered worker with its state as seen from this host."""
+    my_host = my_host or host_id()
+    locked = store.locked_workers()
+    return {
+        r.id: (r, ALIVE if r.id == me else judge(r, my_host, locked))
+        for r in store.list_workers()
+    }
+
+
+def workers_data(store: Store) -> list[dict[str, object]]:
+    """The registered workers with their state and claims, for ``status`` (JSON-ready)."""
+    holdings = {h.worker_id: h for h in store.holdings()}
+    out: list[dict[str, object]] = []
+    for wid, (row, state) in worker_states(store).items():
+        holding = holdings.get(wid)
+        out.append(
+            {
+                "id": wid,
+                "host": row.hostname,
+                "host_id": row.host_id,
+                "pid": row.pid,
+                "command": row.command,
+                "state": state,
+                "started_at": row.started_at.isoformat(),
+                "heartbeat_at": row.heartbeat_at.isoformat(),
+                "claims": holding.count if holding else 0,
+                "lease_until": holding.lease_until.isoformat()
+                if holding and holding.lease_until
+                else None,
+            }
+        )
+    return out
+
+
+def issue_holders(store: Store, issue_id: int) -> list[dict[str, object]]:
+    """Who holds the issue's ``sending`` rows: worker, state, count and lease (JSON-ready)."""
+    states = worker_states(store)
+    out: list[dict[str, object]] = []
+    for holding in store.holdings(issue_id):
+        row, state = states.get(holding.worker_id or 0, (None, GONE))
+        if holding.worker_id is None:
+            state = UNKNOWN  # claimed before workers registered: the lease decides
+        out.append(
+            {
+                "worker_id": holding.worker_id,
+                "holder": row.label if row else "-",
+                "state": state,
+                "claims": holding.count,
+                "lease_until": holding.lease_until.isoformat() if holding.lease_until else None,
+            }
+        )
+    return out
+
+
 @dataclass
 class ClaimPlan:
     """Whose claims the next claim may take: at once (gone) or after their lease."""
@@ -212,21 +280,9 @@ class SenderSession:
 
     # -- judging others ----------------------------------------------------------------
 
-    def judge(self, row: WorkerRow | None, locked: set[int] | None) -> str:
-        """alive, gone or unknown (see the module docstring)."""
-        if row is None:
-            return GONE  # deregistered or reaped: nobody can still be sending for it
-        if row.host_id == self.host_id:
-            return ALIVE if process_alive(row.pid, row.process_start) else GONE
-        if locked is not None:
-            return ALIVE if row.id in locked else GONE
-        return UNKNOWN
-
     def states(self) -> dict[int, tuple[WorkerRow, str]]:
         """Every registered worker with its state."""
-        rows = self.store.list_workers()
-        locked = self.store.locked_workers()
-        return {r.id: (r, ALIVE if r.id == self.worker_id else self.judge(r, locked)) for r in rows}
+        return worker_states(self.store, self.host_id, self.worker_id)
 
     def plan(self, issue_id: int) -> ClaimPlan:
         """Which holders of the issue's claims are gone (replaying their journal first)."""

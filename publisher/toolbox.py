@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from publisher import planning
+from publisher import liveness, planning
 from publisher.models import Issue
 from publisher.store import Store
 
@@ -38,7 +38,8 @@ def issue_data(store: Store, issue: Issue) -> dict[str, Any]:
 
 def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
     """Digests with their next fire time and last issue, recent issues, failing sources,
-    the retry queue, the relay's last slow-down and the article count."""
+    the retry queue, the relay's last slow-down, the article count and the registered
+    sending processes (state alive/gone/unknown, claims held, lease)."""
     store: Store = app.store
     digests = []
     for digest in app.config.digests:
@@ -76,4 +77,5 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
         if throttle is None
         else {"until": _iso(throttle["until"]), "reply": throttle["reply"]},
         "articles": store.count_articles(),
+        "workers": liveness.workers_data(store),
     }

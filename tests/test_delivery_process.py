@@ -7,6 +7,7 @@ its own (:mod:`tests.smtp_sink`). The takeover tests run on the real clock.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -334,6 +335,13 @@ def test_stopped_worker_is_alive_and_keeps_its_claims_past_its_lease(
             second = _finish(_popen(config, "send", "daily", now=None))
             assert f"{len(held)} held by " in second and f":{first.pid} (alive" in second, second
             assert "[not done]" in second
+            # status and issues show name the stopped worker and what it holds.
+            data = json.loads(run_cli(config, "status", "--json").stdout)
+            (mine,) = [w for w in data["workers"] if w["pid"] == first.pid]
+            assert mine["state"] == "alive" and mine["claims"] == len(held)
+            shown = run_cli(config, "issues", "show", "1").stdout
+            assert f"held      {len(held)} claimed by " in shown and f":{first.pid} (worker #" in shown
+            assert "alive" in shown
             # Nothing the stopped worker holds was sent again while it was stopped.
             now = sink.per_rcpt()
             for rcpt in _recipients(store, held):
