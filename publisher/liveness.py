@@ -34,6 +34,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from publisher import journal
 from publisher.config import DeliveryConfig
 from publisher.models import Held
@@ -215,7 +217,10 @@ class SenderSession:
         }
         self.worker_id, self._conn = self.store.register_worker(**self._row, now=now)
         self._row["started_at"] = now
-        self._store_id = self.store.setting("store_id", lambda: os.urandom(6).hex()) or ""
+        try:
+            self._store_id = self.store.setting("store_id", lambda: os.urandom(6).hex()) or ""
+        except IntegrityError:  # another process created it at the same moment
+            self._store_id = self.store.setting("store_id") or ""
         self.journal = journal.Journal(self.journal_path(self.worker_id))
         self._renewed = time.monotonic()
         self.reap()

@@ -46,7 +46,7 @@ def test_migration_matches_schema(store_url: str) -> None:
 
 def test_upgrade_is_idempotent(store_url: str) -> None:
     store = Store.open(store_url, migrate=False)
-    assert store.upgrade() == ["0001", "0003", "0004", "0005"]
+    assert store.upgrade() == ["0001", "0003", "0004", "0005", "0006_workers"]
     assert store.upgrade() == []
     store.close()
 
