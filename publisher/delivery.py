@@ -235,15 +235,17 @@ def deliver_issue(
     def send_batch(transport: Transport, batch: list[Recipient]) -> None:
         handled = 0
         lost: set[int] = set()
+        gap = session.gap
         try:
             for recipient in batch:
                 if stopping() or not limiter.wait(stopping):
                     break
-                if session.lease_at_risk():
+                if session.lease_at_risk() or session.gap != gap:
                     # We were stopped or cut off past half a lease: is the rest still ours?
                     rest = [r.delivery_id for r in batch[handled:]]
                     lost |= set(rest) - store.verify_claims(rest, owner)
                     session.renewed()
+                    gap = session.gap
                 if recipient.delivery_id in lost:
                     handled += 1
                     continue

@@ -200,6 +200,7 @@ class SenderSession:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._renewed = time.monotonic()
+        self.gap = 0  # bumped by each renewal that came after its lease was at risk
         self._store_id = ""
         self.interval = max(0.2, min(5.0, settings.lease_seconds / 4))
 
@@ -275,9 +276,16 @@ class SenderSession:
         return time.monotonic() - self._renewed > self.settings.lease_seconds / 2
 
     def renewed(self) -> None:
-        """Heartbeat now: note that we live and renew the leases of our claims."""
+        """Heartbeat now: note that we live and renew the leases of our claims.
+
+        A renewal after a gap of more than half a lease starts a new ``gap`` epoch: the
+        claims may have been taken over meanwhile, so each sending thread checks its
+        batch again before it sends more (the heartbeat thread may well wake first).
+        """
         started = time.monotonic()
         with self._conn_lock:
+            if self.lease_at_risk():
+                self.gap += 1
             self.store.heartbeat_worker(
                 self.worker_id, self.clock(), self.settings.lease_seconds, self._row, self._conn
             )
