@@ -131,6 +131,10 @@ class Journal:
         self._syncer.join(timeout=5)
         if remove:
             self.path.unlink(missing_ok=True)
+            try:
+                self.path.parent.rmdir()  # leave no empty folder behind; others may still use it
+            except OSError:
+                pass
 
 
 def read(path: Path) -> tuple[list[tuple[SendOutcome, int]], dict[int, int]]:

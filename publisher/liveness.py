@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher import journal
 from publisher.config import DeliveryConfig
+from publisher.errors import ConfigError
 from publisher.models import Held
 from publisher.store import Store
 from publisher.store.workers import WorkerRow
@@ -222,7 +223,14 @@ class SenderSession:
             self._store_id = self.store.setting("store_id", lambda: os.urandom(6).hex()) or ""
         except IntegrityError:  # another process created it at the same moment
             self._store_id = self.store.setting("store_id") or ""
-        self.journal = journal.Journal(self.journal_path(self.worker_id))
+        try:
+            self.journal = journal.Journal(self.journal_path(self.worker_id))
+        except OSError as exc:
+            self.store.deregister_worker(self.worker_id, self._conn)
+            raise ConfigError(
+                f"[delivery] journal_dir {self.settings.journal_dir}: {exc.strerror}",
+                hint="point it at a writable local folder",
+            ) from exc
         self._renewed = time.monotonic()
         self.reap()
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)

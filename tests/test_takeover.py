@@ -6,6 +6,7 @@ child processes. The end-to-end crash tests are in ``test_delivery_process.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from publisher.liveness import ALIVE, GONE, UNKNOWN, judge, process_alive, proce
 from publisher.models import SendOutcome
 from publisher.store import Store
 from publisher.store.workers import WorkerRow
+from tests.conftest import run_cli, write_config
 from tests.test_store import _issue_with_subscribers
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -156,3 +158,20 @@ def test_postgresql_lock_lives_with_the_workers_session(pg_url: str) -> None:
     assert [w.id for w in store.list_workers()] == [worker_id]  # the row stays until reaped
     assert store.forget_worker(worker_id)
     store.close()
+
+
+def test_an_unusable_journal_dir_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    config.write_text(
+        config.read_text().replace(
+            "retry_base_seconds = 60\n", 'retry_base_seconds = 60\njournal_dir = "taken"\n'
+        )
+    )
+    run_cli(config, "subscribers", "add", "ana@example.org")
+    result = run_cli(config, "send", "daily", check=False)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "[delivery] journal_dir" in line and "taken" in line
+    status = json.loads(run_cli(config, "status", "--json").stdout)
+    assert status["workers"] == []  # it deregistered again
