@@ -29,4 +29,4 @@ screenshots: $(STAMP)
 	$(BIN)/python bench/screenshots.py --out screenshots
 
 clean:
-	rm -rf $(VENV) publisher.db publisher.db-* outbox archive screenshots feeds/*.xml feeds/*.json feeds/*.opml feeds/index.html feeds/tags feeds/authors feeds/archive preview-*.html preview-*.txt
+	rm -rf $(VENV) publisher.db publisher.db-* outbox journal archive screenshots feeds/*.xml feeds/*.json feeds/*.opml feeds/index.html feeds/tags feeds/authors feeds/archive preview-*.html preview-*.txt

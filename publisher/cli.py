@@ -10,6 +10,8 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -242,11 +244,21 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
         line += f", {report.recovered} resent after a crash (possible duplicates)"
     if held:
         line += f", {held}"
+    if report.lost:
+        line += f", {report.lost} lost to a takeover while this process was stopped"
+    taken = sum(h.count for h in report.held_by)
+    if taken:
+        line += f", {taken} still held by other workers"
     if report.note:
         line += f" [{report.note}]"
+    if taken:
+        line += " [not done]"
     if report.sent:
         line += f" -> {target}"
     click.echo(line)
+    now = app.clock()
+    for holding in report.held_by:
+        click.echo(f"held      {holding.describe(now)}")
 
 
 @cli.command()
@@ -275,12 +287,22 @@ def send(ctx: click.Context, digest: str, dry_run: bool, to: str | None, queue_o
     from publisher.worker import stop_on_signals
 
     # SIGTERM/SIGINT: finish the messages in flight, record them, leave the rest queued, exit 0.
-    with stop_on_signals() as stop, attached(app, sys.stderr):
+    with stop_on_signals() as stop, attached(app, sys.stderr), _registered(app, "send", dry_run or queue_only):
         reports = pipeline.send_digest(app, digest, dry_run=dry_run, stop=stop, queue_only=queue_only)
     for report in reports:
         _print_send(app, report)
     if stop.is_set():
         click.echo("stopped   by a signal; the rest stays queued for the next run", err=True)
+
+
+@contextmanager
+def _registered(app: pipeline.App, command: str, skip: bool) -> Iterator[None]:
+    """Register the process as a sender for the block, unless it will send nothing."""
+    if skip:
+        yield
+        return
+    with pipeline.sender_session(app, command):
+        yield
 
 
 @cli.command()
@@ -301,7 +323,7 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
 
     app = _app(ctx)
     logging.getLogger("publisher").setLevel(logging.INFO)
-    with stop_on_signals() as stop, attached(app, sys.stderr):
+    with stop_on_signals() as stop, attached(app, sys.stderr), pipeline.sender_session(app, "worker"):
         report = run_worker(app, stop, until_idle=until_idle, poll_seconds=poll)
     line = (
         f"worker    {report.sent} sent, {report.failed} failed, {report.bounced} bounced, "
@@ -309,7 +331,13 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
     )
     if report.recovered:
         line += f"; {report.recovered} resent after a crash (possible duplicates)"
+    if report.lost:
+        line += f"; {report.lost} lost to a takeover while this process was stopped"
     click.echo(line)
+    now = app.clock()
+    for issue_id, held in sorted(report.held.items()):
+        for holding in held:
+            click.echo(f"held      issue #{issue_id}: {holding.describe(now)}")
 
 
 @cli.command()
@@ -373,9 +401,11 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
                 raise click.BadParameter("must be at least 1s", param_hint="--collect-every")
             every = timedelta(seconds=seconds)
         logging.getLogger("publisher").setLevel(logging.INFO)
-        run_daemon(app, every)
+        with pipeline.sender_session(app, "run"):
+            run_daemon(app, every)
         return
-    report = pipeline.run_once(app)
+    with pipeline.sender_session(app, "run"):
+        report = pipeline.run_once(app)
     _print_collect(report.collected)
     _print_feeds(report.feeds)
     for send_report in report.sends:
@@ -384,7 +414,9 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
         click.echo(f"error: {error}", err=True)
     sent = sum(r.sent for r in report.sends)
     failed = sum(r.failed for r in report.sends)
-    click.echo(f"done      {sent} message(s) sent, {failed} failed")
+    held = sum(h.count for r in report.sends for h in r.held_by)
+    tail = f"; {held} still held by other workers (not done)" if held else ""
+    click.echo(f"done      {sent} message(s) sent, {failed} failed{tail}")
     if report.errors:
         ctx.exit(1)
 
@@ -756,6 +788,19 @@ def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
         click.echo(f"held      {held_text(app, issue.digest_id, held, until)}")
     for reply, n in view.failures:
         click.echo(f"failed    {n} x {reply}")
+    _print_holders(app, issue_id)
+
+
+def _print_holders(app: pipeline.App, issue_id: int) -> None:
+    from publisher import liveness
+
+    for h in liveness.issue_holders(app.store, issue_id):
+        when = {
+            "alive": "alive: they stay with it until it finishes, stops or dies",
+            "gone": "gone: the next send, run or worker takes them over at once",
+            "unknown": f"liveness unknown: they come back when the lease ends at {h['lease_until']}",
+        }[str(h["state"])]
+        click.echo(f"held      {h['claims']} claimed by {h['holder']} (worker #{h['worker_id']}, {when})")
 
 
 @cli.command()
@@ -766,10 +811,12 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     """Show each digest's next send and last issue, recent issues with delivery counts,
     deliveries held by a send_window, failing sources, the size of the retry queue, each
     SMTP relay's health (healthy, or unhealthy with its last error and when it is
-    re-checked) and limits paused now.
+    re-checked), limits paused now, and the sending processes (workers) with their state
+    (alive, gone, unknown) and the claims they hold.
 
     With ISSUE (an issue number): its delivery counts, send rate over the last minute,
-    ETA, any "slow down" backoff from the relay, and the most common failure replies.
+    ETA, any "slow down" backoff from the relay, the most common failure replies, and
+    which workers hold its deliveries in flight.
     """
     from publisher import toolbox
 
@@ -846,6 +893,13 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
                 f"source    {state['source']}: {state['consecutive_failures']} failing run(s): {state['last_error']}"
             )
     click.echo(f"articles  {app.store.count_articles()} stored")
+    from publisher import liveness
+
+    for w in liveness.workers_data(app.store):
+        click.echo(
+            f"worker    #{w['id']} {w['host']}:{w['pid']} ({w['command']}, {w['state']}): "
+            f"{w['claims']} claim(s), started {w['started_at']}, last heartbeat {w['heartbeat_at']}"
+        )
 
 
 def _print_relay(relay: dict[str, Any]) -> None:

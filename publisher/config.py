@@ -165,6 +165,8 @@ class DeliveryConfig:
     throttle_seconds: int = 30
     relay_failures: int = 3
     relay_recheck: int = 30
+    # Each sending process's journal of messages sent but not yet recorded (local disk).
+    journal_dir: Path = Path("journal")
     dkim: DkimConfig | None = None
     domains: tuple[DomainLimit, ...] = ()  # [delivery.domains], parsed by _domains()
 
@@ -493,7 +495,7 @@ def _validate(config: Config, file: Path, locator: _Locator) -> None:
         raise ConfigError(f"{w('feeds', 'websub_timeout')}: must be more than 0 and at most 120")
     _check_choice(config.delivery.transport, TRANSPORTS, w("delivery", "transport"))
     _check_choice(config.smtp.security, SMTP_SECURITY, w("smtp", "security"))
-    for key in ("connections", "batch_size", "max_attempts", "throttle_seconds"):
+    for key in ("connections", "batch_size", "max_attempts", "throttle_seconds", "lease_seconds"):
         if getattr(config.delivery, key) < 1:
             raise ConfigError(f"{w('delivery', key)}: must be at least 1")
     dkim = config.delivery.dkim

@@ -1,11 +1,14 @@
 """The delivery engine (store, transport and clock I/O): claim, send, record, retry.
 
 Each ``[delivery] connections`` worker thread has its own transport connection and loops:
-claim a batch of due deliveries under a lease, personalise (and DKIM-sign) each message,
-send it, and record the results in one transaction per batch, or sooner when a second has
-passed. A crash leaves claimed rows in ``sending``; when their lease expires they are
-claimed again, so nothing queued is lost and only messages in flight at the crash can go
-twice (with the same Message-ID; such take-overs are counted as ``recovered``).
+claim a batch of due deliveries in the name of this process's registration (taking over
+the claims of workers that are gone, see :mod:`publisher.liveness`), personalise (and
+DKIM-sign) each message, journal it, send it, and hand the reply to the recorder, which
+journals it at once and group-commits results every few tens of milliseconds
+(:mod:`publisher.recorder`). After a crash the next sender on the host replays the journal,
+so only messages on the wire at the crash can go twice (with the same Message-ID; such
+take-overs are counted as ``recovered``). A worker that finds its lease may have run out
+(it was stopped) checks that its claims are still its own before it sends more.
 
 Replies are sorted here:
 
@@ -30,9 +33,7 @@ puts the rest of its claimed batch back in the queue, so a later run goes on fro
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -43,13 +44,14 @@ from datetime import datetime, timedelta
 from publisher.config import DeliveryConfig
 from publisher.errors import DeliveryError, TransportError
 from publisher.limits import DomainGate, Pacer
+from publisher.liveness import SenderSession
 from publisher.messages import MessageTemplate, personal, personalize
-from publisher.models import Recipient, SendOutcome
+from publisher.models import Held, Recipient, SendOutcome
+from publisher.recorder import Recorder
 from publisher.relays import RelayDown, RelayTransport
 from publisher.store import Store
 from publisher.transports import Transport
 
-FLUSH_SECONDS = 1.0
 MAX_ROUTES = 10  # relays tried for one message before the run gives up
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
@@ -67,6 +69,8 @@ class DeliveryResult:
     released: int = 0
     recovered: int = 0
     throttled: int = 0
+    lost: int = 0
+    held: list[Held] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -96,9 +100,6 @@ def is_throttle(code: int | None, reply: str) -> bool:
     )
 
 
-def worker_name() -> str:
-    """Identifies this process in the ledger's ``claimed_by`` column."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _outcome(recipient: Recipient, exc: DeliveryError) -> SendOutcome:
@@ -122,6 +123,7 @@ def deliver_issue(
     make_token: Callable[[str, int, str], str],
     clock: Callable[[], datetime],
     label: str,
+    session: SenderSession,
     stop: threading.Event | None = None,
     sign: Signer | None = None,
     progress: Callable[[DeliveryResult], None] | None = None,
@@ -129,9 +131,11 @@ def deliver_issue(
 ) -> DeliveryResult:
     """Send every due delivery of the issue; return the counts of this run.
 
+    ``session`` is this process's registration: claims are made in its name, taking over
+    those of workers that are gone, and its journal records each message as it goes.
     ``stop`` ends the run early: messages in flight are finished and recorded, claimed
     ones not yet sent go back to the queue. ``sign`` (DKIM) is applied to every message;
-    ``progress`` is called with the running counts after each recorded batch;
+    ``progress`` is called with the running counts after each recorded group;
     ``relay_rates`` maps a relay's name to its ``rate``.
     """
     stop = stop or threading.Event()
@@ -140,7 +144,7 @@ def deliver_issue(
 
     result = DeliveryResult()
     lock = threading.Lock()
-    worker = worker_name()
+    owner = session.worker_id
     workers = max(1, settings.connections)
     batch_size = settings.batch_size
     if settings.rate_limit > 0:
@@ -148,23 +152,12 @@ def deliver_issue(
         per_thread = settings.rate_limit / workers
         batch_size = max(1, min(batch_size, int(per_thread * settings.lease_seconds / 2)))
 
-    def stopping() -> bool:
-        return stop.is_set() or halt.is_set()
-
-    def record(pending: list[tuple[SendOutcome, int]]) -> None:
-        if not pending:
-            return
-        store.record_outcomes(
-            pending,
-            clock(),
-            max_attempts=settings.max_attempts,
-            retry_at=lambda attempt, delivery_id: (
-                clock() + retry_delay(attempt, delivery_id, settings.retry_base_seconds)
-            ),
-        )
+    def on_recorded(batch: list[tuple[SendOutcome, int]], lost: set[int]) -> None:
         with lock:
-            for outcome, attempt in pending:
-                if outcome.ok:
+            for outcome, attempt in batch:
+                if outcome.delivery_id in lost:
+                    result.lost += 1
+                elif outcome.ok:
                     result.sent += 1
                 elif outcome.permanent or attempt >= settings.max_attempts:
                     if outcome.bounce:
@@ -176,11 +169,23 @@ def deliver_issue(
             if progress is not None:
                 progress(result)
 
+    recorder = Recorder(
+        store, owner, clock,
+        max_attempts=settings.max_attempts,
+        retry_at=lambda attempt, delivery_id: (
+            clock() + retry_delay(attempt, delivery_id, settings.retry_base_seconds)
+        ),
+        journal=session.journal, on_recorded=on_recorded,
+    )  # fmt: skip
+
+    def stopping() -> bool:
+        return stop.is_set() or halt.is_set() or recorder.error is not None
+
     def slow_down(relay: str | None, reply: str) -> None:
         seconds = pacer.relay_bucket(relay or "default").pause(settings.throttle_seconds, reply)
         with lock:
             result.throttled += 1
-        store.set_throttle(clock() + timedelta(seconds=seconds), reply, worker)
+        store.set_throttle(clock() + timedelta(seconds=seconds), reply, session.label)
 
     def send_one(transport: Transport, gate: DomainGate, recipient: Recipient,
                  message: bytes, name: str) -> str | None:  # fmt: skip
@@ -192,6 +197,8 @@ def deliver_issue(
             relay = transport.route() if isinstance(transport, RelayTransport) else None
             if not pacer.wait(pacer.buckets_for(relay, domain), stopping):
                 return None
+            if session.journal is not None:
+                session.journal.started(recipient.delivery_id, recipient.attempts)
             try:
                 reply = transport.send(settings.from_, recipient.email, message, name)
             except RelayDown:
@@ -204,16 +211,28 @@ def deliver_issue(
             return reply
         raise TransportError(f"no relay took the message to {domain} in {MAX_ROUTES} tries")
 
+    def still_ours(batch: list[Recipient], handled: int, lost: set[int]) -> None:
+        """After a stop or a cut-off past half a lease: drop the claims taken over since."""
+        rest = [r.delivery_id for r in batch[handled:]]
+        lost |= set(rest) - store.verify_claims(rest, owner)
+        session.renewed()
+
     def send_batch(transport: Transport, gate: DomainGate, batch: list[Recipient]) -> None:
-        pending: list[tuple[SendOutcome, int]] = []
-        flushed = time.monotonic()
         handled = 0
+        lost: set[int] = set()
+        gap = session.gap
         if settings.domains:  # one domain after another: fewer connection-slot changes
             batch = sorted(batch, key=lambda r: r.email.rpartition("@")[2].lower())
         try:
             for recipient in batch:
                 if stopping():
                     break
+                if session.lease_at_risk() or session.gap != gap:
+                    still_ours(batch, handled, lost)
+                    gap = session.gap
+                if recipient.delivery_id in lost:
+                    handled += 1
+                    continue
                 person = personal(
                     base_url, recipient.subscriber_id, recipient.email, recipient.name,
                     recipient.digest_id, make_token,
@@ -226,36 +245,34 @@ def deliver_issue(
                     reply = send_one(transport, gate, recipient, message, name)
                 except DeliveryError as exc:
                     handled += 1
-                    pending.append((_outcome(recipient, exc), recipient.attempts))
+                    recorder.add(_outcome(recipient, exc), recipient.attempts)
                     if is_throttle(exc.code, exc.message):
                         break  # the rest of the batch goes back to the queue
                 else:
                     if reply is None:
                         break
                     handled += 1
-                    pending.append(
-                        (SendOutcome(recipient.delivery_id, True, reply), recipient.attempts)
+                    recorder.add(
+                        SendOutcome(recipient.delivery_id, True, reply), recipient.attempts
                     )
-                if time.monotonic() - flushed >= FLUSH_SECONDS:
-                    record(pending)
-                    pending, flushed = [], time.monotonic()
         finally:
-            record(pending)
-            unsent = [r.delivery_id for r in batch[handled:]]
-            if unsent:
-                released = store.release_claims(unsent, clock())
-                with lock:
-                    result.released += released
+            unsent = [r.delivery_id for r in batch[handled:] if r.delivery_id not in lost]
+            released = store.release_claims(unsent, clock(), owner=owner) if unsent else 0
+            with lock:
+                result.released += released
+                result.lost += len(lost)
 
     def run_worker(index: int) -> None:
         transport = transport_factory()
-        gate = DomainGate(store, settings, f"{worker}/{index}")
+        gate = DomainGate(store, settings, f"{session.label}/{index}")
         try:
             transport.open()
             while not stopping():
+                plan = session.plan(template.issue_id)
                 batch = store.claim_batch(
-                    template.issue_id, f"{worker}/{index}", clock(), batch_size,
-                    settings.lease_seconds,
+                    template.issue_id, f"{session.label}/{index}", clock(), batch_size,
+                    settings.lease_seconds, owner=owner, takeover=plan.takeover,
+                    lease_decides=plan.lease_decides,
                 )  # fmt: skip
                 if not batch:
                     return
@@ -280,7 +297,11 @@ def deliver_issue(
                 if first is not None:
                     raise first
     finally:
-        pacer.release()  # slots leased ahead go to the processes still sending
+        try:
+            recorder.close()
+        finally:
+            pacer.release()  # slots leased ahead go to the processes still sending
+    result.held = session.held(template.issue_id)
     return result
 
 

@@ -122,9 +122,36 @@ class SendReport:
     retrying: int = 0
     note: str = ""
     bounced: int = 0
-    recovered: int = 0  # taken over from a crashed sender's expired lease: possible duplicates
+    recovered: int = 0  # taken over from a sender that is gone: possible duplicates
     released: int = 0  # claimed, then put back unsent by a graceful stop
     # First attempts not due yet because of the digest's send_window (quiet hours).
     held: int = 0
     held_until: datetime | None = None
     queued_only: bool = False  # planned with --queue-only: `publisher worker` sends
+    lost: int = 0  # sent or claimed, but the claim was taken over first: not recorded by us
+    held_by: list[Held] = field(default_factory=list)  # claims other workers still hold
+
+
+@dataclass(frozen=True)
+class Held:
+    """Deliveries of an issue that another worker holds and may still be sending."""
+
+    count: int
+    holder: str  # host:pid
+    state: str  # "alive", or "unknown" (another host on SQLite: its lease decides)
+    lease_until: datetime | None
+    worker_id: int | None
+
+    def describe(self, now: datetime) -> str:
+        """``12 held by web1:4242 (alive; ...)``, for command output."""
+        if self.state == "alive":
+            back = "alive; they come back when it finishes, stops or dies"
+        elif self.lease_until is not None:
+            seconds = max(0, int((self.lease_until - now).total_seconds()))
+            back = (
+                f"liveness unknown on another host; unless it heartbeats, its lease ends "
+                f"at {self.lease_until:%H:%M:%S} UTC (in {seconds}s)"
+            )
+        else:
+            back = "liveness unknown"
+        return f"{self.count} held by {self.holder} ({back})"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from publisher import clock as clock_module
 from publisher.config import Config, DigestConfig, SourceConfig, secret_from_env
 from publisher.delivery import DeliveryResult, deliver_issue, make_signer
 from publisher.errors import DeliveryError, PublisherError, SubscriberError, TransportError
+from publisher.liveness import SenderSession
 from publisher.models import Article, CollectReport, Issue, SendReport
 from publisher.store import Store
 from publisher.tokens import make_token
@@ -49,6 +51,9 @@ class App:
     transport_factory: Callable[[], Transport] | None = None
     # Makes a progress callback for one issue's delivery run (the CLI's bar or log lines).
     progress: Callable[[Issue], Callable[[DeliveryResult], None]] | None = None
+    # This process's registration as a sender (``send``, ``run`` and ``worker`` open one
+    # for their whole life); without it each delivery run registers for its own length.
+    session: SenderSession | None = None
     _templates: render.Templates | None = field(default=None, repr=False)
 
     @property
@@ -370,6 +375,25 @@ def send_test(app: App, digest_id: str, to: str) -> Preview:
     return preview
 
 
+@contextmanager
+def sender_session(app: App, command: str) -> Iterator[SenderSession]:
+    """The app's registration as a sender; one for this block if the app has none yet.
+
+    ``send``, ``run`` and ``worker`` wrap their whole life in this, so the process is one
+    registered worker with one journal, however many issues it delivers.
+    """
+    if app.session is not None:
+        yield app.session
+        return
+    session = SenderSession(app.store, app.config.delivery, app.clock, command)
+    app.session = session
+    try:
+        with session:
+            yield session
+    finally:
+        app.session = None
+
+
 def deliver_open_issue(
     app: App, issue: Issue, stop: threading.Event | None = None
 ) -> SendReport:
@@ -389,23 +413,25 @@ def deliver_open_issue(
     def token(purpose: str, subscriber_id: int, digest_id: str) -> str:
         return make_token(secret, purpose, subscriber_id, digest_id, issue.created_at)
 
-    result = deliver_issue(
-        app.store,
-        template,
-        app.new_transport,
-        config.delivery,
-        base_url=config.web.base_url,
-        make_token=token,
-        clock=app.clock,
-        label=_message_label(issue),
-        stop=stop,
-        sign=make_signer(config.delivery),
-        progress=app.progress(issue) if app.progress else None,
-        relay_rates={r.label: r.rate for r in config.relay_list},
-    )
+    with sender_session(app, "deliver") as session:
+        result = deliver_issue(
+            app.store,
+            template,
+            app.new_transport,
+            config.delivery,
+            base_url=config.web.base_url,
+            make_token=token,
+            clock=app.clock,
+            label=_message_label(issue),
+            session=session,
+            stop=stop,
+            sign=make_signer(config.delivery),
+            progress=app.progress(issue) if app.progress else None,
+            relay_rates={r.label: r.rate for r in config.relay_list},
+        )
     report.sent, report.failed, report.retrying = result.sent, result.failed, result.retrying
     report.bounced, report.recovered = result.bounced, result.recovered
-    report.released = result.released
+    report.released, report.lost, report.held_by = result.released, result.lost, result.held
     app.store.finish_issue_if_done(issue.id)
     return report
 
@@ -479,7 +505,8 @@ def send_digest(
                 delivered.retrying,
             )
             match.bounced, match.recovered = delivered.bounced, delivered.recovered
-            match.released = delivered.released
+            match.released, match.lost = delivered.released, delivered.lost
+            match.held_by = delivered.held_by
         else:
             delivered.note = "resumed"
             reports.append(delivered)

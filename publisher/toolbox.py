@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from publisher import planning
+from publisher import liveness, planning
 from publisher.models import Issue
 from publisher.store import Store
 
@@ -39,7 +39,8 @@ def issue_data(store: Store, issue: Issue) -> dict[str, Any]:
 def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
     """Digests with their next fire time and last issue, recent issues, failing sources,
     the retry queue, the relay's last slow-down, the article count, held sends, each
-    relay's health and the limits paused cluster-wide now."""
+    relay's health, the limits paused cluster-wide now and the registered sending
+    processes (state alive/gone/unknown, claims held, lease)."""
     store: Store = app.store
     digests = []
     for digest in app.config.digests:
@@ -83,6 +84,7 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
             for b in store.paused_buckets()
         ],
         "held": held_data(store, now, recent),
+        "workers": liveness.workers_data(store),
     }
 
 

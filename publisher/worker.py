@@ -20,7 +20,7 @@ from types import FrameType
 
 from publisher import pipeline
 from publisher.errors import ConfigError, DeliveryError, TransportError
-from publisher.models import SendReport
+from publisher.models import Held, SendReport
 
 log = logging.getLogger("publisher.worker")
 
@@ -34,7 +34,9 @@ class WorkerReport:
     bounced: int = 0
     retrying: int = 0
     recovered: int = 0
+    lost: int = 0
     issues: set[int] = field(default_factory=set)
+    held: dict[int, list[Held]] = field(default_factory=dict)  # by issue, as last seen
 
     def add(self, report: SendReport) -> None:
         """Add one issue run's counts."""
@@ -43,8 +45,13 @@ class WorkerReport:
         self.bounced += report.bounced
         self.retrying += report.retrying
         self.recovered += report.recovered
+        self.lost += report.lost
         if report.issue is not None:
             self.issues.add(report.issue.id)
+            if report.held_by:
+                self.held[report.issue.id] = report.held_by
+            else:
+                self.held.pop(report.issue.id, None)
 
 
 def run_worker(

@@ -47,7 +47,8 @@ def test_migration_matches_schema(store_url: str) -> None:
 def test_upgrade_is_idempotent(store_url: str) -> None:
     store = Store.open(store_url, migrate=False)
     assert store.upgrade() == [
-        "0001", "0003", "0004", "0005", "0006_plain_titles", "0007_limits", "0008_planning"
+        "0001", "0003", "0004", "0005", "0006_plain_titles", "0007_limits", "0008_planning",
+        "0009_workers",
     ]
     assert store.upgrade() == []
     store.close()

@@ -32,8 +32,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from publisher.errors import StoreError, SubscriberError
-from publisher.models import Article, Citation, Issue, Recipient, SendOutcome, Subscriber
+from publisher.models import Article, Citation, Issue, Subscriber
 from publisher.store import location
+from publisher.store.claims import ClaimsMixin
 from publisher.store.limits import LimitsMixin
 from publisher.store.planning import PlanningMixin
 from publisher.store.schema import (
@@ -49,6 +50,7 @@ from publisher.store.schema import (
     subscriptions,
     suppressions,
 )
+from publisher.store.workers import WorkersMixin
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ACTIVE = "active"
@@ -171,8 +173,12 @@ def feed_id_for(article: Article, site_host: str, first_seen: datetime) -> str:
     return f"tag:{site_host},{first_seen:%Y-%m-%d}:{article.source}/{article.guid}"
 
 
-class Store(LimitsMixin, PlanningMixin):
-    """All database access. Create with :meth:`open`; every method is one transaction."""
+class Store(ClaimsMixin, WorkersMixin, LimitsMixin, PlanningMixin):
+    """All database access. Create with :meth:`open`; every method is one transaction.
+
+    Claims and results live in :mod:`publisher.store.claims`, the registry of sending
+    processes in :mod:`publisher.store.workers`.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -1180,111 +1186,6 @@ class Store(LimitsMixin, PlanningMixin):
 
     # -- deliveries ------------------------------------------------------------------
 
-    def claim_batch(
-        self, issue_id: int, worker: str, now: datetime, limit: int, lease_seconds: int
-    ) -> list[Recipient]:
-        """Claim up to ``limit`` due deliveries of one issue under a lease.
-
-        Due means queued with ``next_attempt_at <= now``, or ``sending`` with an expired
-        lease (its worker died). Deliveries to subscribers who are no longer active are
-        marked ``skipped`` here, so an unsubscribe stops mail still in the queue.
-        """
-        due = and_(
-            deliveries.c.issue_id == issue_id,
-            or_(
-                and_(deliveries.c.status == "queued", deliveries.c.next_attempt_at <= now),
-                and_(deliveries.c.status == "sending", deliveries.c.lease_until < now),
-            ),
-        )
-        query = (
-            select(
-                deliveries.c.id,
-                deliveries.c.subscriber_id,
-                deliveries.c.attempts,
-                deliveries.c.status,
-                subscribers.c.email,
-                subscribers.c.name,
-                subscribers.c.status.label("subscriber_status"),
-                issues.c.digest_id,
-            )
-            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-            .join(issues, issues.c.id == deliveries.c.issue_id)
-            .where(due)
-            .order_by(deliveries.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=deliveries)
-        )
-        active: list[Any] = []
-        rows: list[Any] = [None]
-        # A batch of nothing but departed subscribers is skipped whole; claim on after it,
-        # so that an empty result always means "nothing is due".
-        while rows and not active:
-            rows, active = self._claim_once(query, worker, now, lease_seconds)
-        return [
-            Recipient(
-                delivery_id=r.id,
-                issue_id=issue_id,
-                subscriber_id=r.subscriber_id,
-                email=r.email,
-                name=r.name,
-                digest_id=r.digest_id,
-                attempts=r.attempts + 1,
-                recovered=r.status == "sending",
-            )
-            for r in active
-        ]
-
-    def _claim_once(
-        self, query: Any, worker: str, now: datetime, lease_seconds: int
-    ) -> tuple[list[Any], list[Any]]:
-        with self.engine.begin() as conn:
-            rows = list(conn.execute(query).all())
-            inactive = [r.id for r in rows if r.subscriber_status != ACTIVE]
-            active = [r for r in rows if r.subscriber_status == ACTIVE]
-            if inactive:
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id.in_(inactive))
-                    .values(
-                        status="skipped",
-                        last_reply="subscriber is no longer active",
-                        updated_at=now,
-                    )
-                )
-            if active:
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id.in_([r.id for r in active]))
-                    .values(
-                        status="sending",
-                        attempts=deliveries.c.attempts + 1,
-                        lease_until=now + timedelta(seconds=lease_seconds),
-                        claimed_by=worker,
-                        updated_at=now,
-                    )
-                )
-        return rows, active
-
-    def release_claims(self, delivery_ids: Sequence[int], now: datetime) -> int:
-        """Put claimed but unsent deliveries back in the queue (a graceful stop or a pause).
-
-        The attempt the claim counted is given back, so a stop costs no retry budget.
-        """
-        if not delivery_ids:
-            return 0
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.status == "sending")
-                .values(
-                    status="queued",
-                    attempts=deliveries.c.attempts - 1,
-                    lease_until=None,
-                    claimed_by=None,
-                    updated_at=now,
-                )
-            )
-            return int(result.rowcount or 0)
 
     def issues_to_deliver(self) -> list[Issue]:
         """Every issue, of any digest, that still has deliveries to make, oldest first."""
@@ -1337,65 +1238,6 @@ class Store(LimitsMixin, PlanningMixin):
         data = json.loads(value)
         data["until"] = datetime.fromisoformat(data["until"])
         return data
-
-    def record_outcomes(
-        self,
-        outcomes: Sequence[tuple[SendOutcome, int]],
-        now: datetime,
-        *,
-        max_attempts: int,
-        retry_at: Any,
-    ) -> None:
-        """Record a batch of results in one transaction.
-
-        ``outcomes`` pairs each result with the attempt number it was; ``retry_at(attempt,
-        delivery_id)`` gives the next attempt time of a temporary failure.
-        """
-        if not outcomes:
-            return
-        sent = [o.delivery_id for o, _ in outcomes if o.ok]
-        with self.engine.begin() as conn:
-            if sent:
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id.in_(sent), deliveries.c.status == "sending")
-                    .values(
-                        status="sent",
-                        sent_at=now,
-                        lease_until=None,
-                        last_reply="250 ok",
-                        updated_at=now,
-                    )
-                )
-            bounced = [o.delivery_id for o, _ in outcomes if o.bounce and not o.ok]
-            if bounced:
-                # "No such user": the address is dead; the subscriber gets nothing more.
-                conn.execute(
-                    update(subscribers)
-                    .where(
-                        subscribers.c.id.in_(
-                            select(deliveries.c.subscriber_id).where(deliveries.c.id.in_(bounced))
-                        )
-                    )
-                    .values(status=BOUNCED, updated_at=now)
-                )
-            for outcome, attempt in outcomes:
-                if outcome.ok:
-                    continue
-                final = outcome.permanent or attempt >= max_attempts
-                values: dict[str, Any] = {
-                    "status": (BOUNCED if outcome.bounce else "failed") if final else "queued",
-                    "last_reply": outcome.reply[:1000],
-                    "lease_until": None,
-                    "updated_at": now,
-                }
-                if not final:
-                    values["next_attempt_at"] = retry_at(attempt, outcome.delivery_id)
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == outcome.delivery_id, deliveries.c.status == "sending")
-                    .values(**values)
-                )
 
     def finish_issue_if_done(self, issue_id: int) -> bool:
         """Mark the issue ``sent`` once no delivery is queued or sending; return whether it is."""

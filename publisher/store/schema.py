@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Float,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -139,8 +141,33 @@ deliveries = Table(
     Column("last_reply", Text),
     Column("sent_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The worker (``workers.id``) holding a ``sending`` row (0006): takeover and fencing.
+    Column("worker_id", Integer),
     UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),
-    Index("ix_deliveries_issue_status", "issue_id", "status", "next_attempt_at"),
+    # "The oldest due rows of an issue" is a range read in index order at any queue size.
+    Index("ix_deliveries_claim", "issue_id", "status", "next_attempt_at", "id"),
+    Index(
+        "ix_deliveries_worker_sending",
+        "worker_id",
+        sqlite_where=text("status = 'sending'"),
+        postgresql_where=text("status = 'sending'"),
+    ),
+)
+
+# Sending processes (0006): who may hold claims, and how to tell whether they still live.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("host_id", String(200), nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("process_start", String(100)),
+    Column("command", String(40), nullable=False),
+    Column("lock_key", BigInteger),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 source_state = Table(
