@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 an operational error (one line on stderr), 2 a usage error.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -395,6 +396,17 @@ def subscribers_add(
     click.echo(f"{verb} {subscriber.email} ({shown or 'no digests'})")
 
 
+def _encoding(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    import codecs
+
+    if value is None:
+        return None
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise click.BadParameter(f"{value!r} is not an encoding Python knows") from None
+
+
 @subscribers.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -402,79 +414,60 @@ def subscribers_add(
     is_flag=True,
     help="Import new addresses as pending and email each one a confirmation link (double opt-in).",
 )
+@click.option(
+    "--encoding",
+    callback=_encoding,
+    metavar="CODEC",
+    help="The file's encoding when it is not UTF-8 or UTF-16 with a BOM, e.g. cp1252 or "
+    "latin-1 for a CSV saved by Excel.",
+)
 @click.pass_context
-def subscribers_import(ctx: click.Context, csv_file: Path, pending: bool = False) -> None:
-    """Import subscribers from CSV_FILE (header row: email[,name,digests,tags]).
+def subscribers_import(
+    ctx: click.Context, csv_file: Path, pending: bool = False, encoding: str | None = None
+) -> None:
+    """Import subscribers from CSV_FILE.
 
-    digests and tags are space-separated; empty digests means every digest. Rows are
-    active at once (you vouch for their consent); with --pending, new addresses are
-    pending and each gets a confirmation email, and only those who confirm receive
-    digests. Existing addresses are left as they are, so an import never re-subscribes
-    someone who left, and addresses erased at their owner's request are refused. Bad
-    rows are reported by line and skipped; the exit code is then 1.
+    \b
+    Two shapes, told apart by the header row:
+      email[,name,digests,tags]                  one row per person
+      email,name,status,digest,frequency,tags    one row per subscription (what export writes)
+
+    digests and tags are space-separated; no digest means every digest; frequency is every,
+    daily or weekly. The file is UTF-8 (with or without a BOM) or UTF-16 with a BOM; name
+    any other encoding with --encoding.
+
+    Rows are active at once (you vouch for their consent), or keep the status column's
+    unsubscribed/bounced; with --pending, new addresses are pending and each gets a
+    confirmation email, and only those who confirm receive digests. Existing addresses are
+    left as they are, so an import never re-subscribes someone who left, and suppressed
+    addresses (erased at their owner's request, or who complained) are refused. Bad rows
+    (an invalid address, an unknown digest, an unclosed quote, too many fields) are
+    reported by line and skipped; the exit code is then 1.
     """
-    from publisher import signup
-    from publisher.subscriptions import email_hash
+    from publisher.progress import bar
+    from publisher.subscriber_admin import import_csv
 
     app = _app(ctx)
-    now = app.clock()
-    added = existing = 0
-    errors: list[str] = []
-    transport = None
-    from publisher.progress import bar
+    with contextlib.ExitStack() as stack:
 
-    with csv_file.open(encoding="utf-8-sig") as handle:
-        rows = max(0, sum(1 for _ in handle) - 1)
-    try:
-        with csv_file.open(newline="", encoding="utf-8-sig") as handle, bar("importing", rows) as advance:
-            reader = csv.DictReader(handle)
-            fields = [f.strip().lower() for f in reader.fieldnames or []]
-            if "email" not in fields:
-                raise SubscriberError(f"{csv_file}:1: the header row has no 'email' column")
-            reader.fieldnames = fields
-            for row in reader:
-                line = reader.line_num
-                advance(1)
-                try:
-                    address = normalize_email(row.get("email") or "")
-                    ids = _digest_ids(app.config, (row.get("digests") or "").split())
-                    tags = (row.get("tags") or "").split()
-                    name = (row.get("name") or "").strip()
-                    if app.store.is_suppressed(email_hash(address)):
-                        raise SubscriberError(
-                            f"{address} asked for their data to be erased; it is not imported"
-                        )
-                    if pending:
-                        if app.store.find_subscriber(address) is not None:
-                            created = False
-                        else:
-                            if transport is None:
-                                transport = app.new_transport()
-                                transport.open()
-                            signup.request(app, transport, address, name, ids, tags)
-                            created = True
-                    else:
-                        _, created = app.store.add_subscriber(
-                            address, name, ids, now, reactivate=False, tags=tags
-                        )
-                except PublisherError as exc:
-                    errors.append(f"{csv_file}:{line}: {exc}")
-                    continue
-                added += created
-                existing += not created
-    finally:
-        if transport is not None:
-            transport.close()
-    for error in errors:
-        click.echo(f"skipped: {error}", err=True)
+        def start(rows: int) -> Any:
+            return stack.enter_context(bar("importing", rows))
+
+        report = import_csv(app, csv_file, encoding=encoding, pending=pending, on_start=start)
+    for line, message in report.errors:
+        click.echo(f"skipped: {csv_file}:{line}: {message}", err=True)
     state = "pending (confirmation sent)" if pending else "new"
-    click.echo(f"imported {added} {state}, {existing} already present, {len(errors)} rejected")
-    if errors:
+    kept = f" ({report.kept_status} kept as unsubscribed, bounced or pending)" if report.kept_status else ""
+    click.echo(
+        f"imported {report.added} {state}{kept}, {report.present} already present, "
+        f"{len(report.errors)} rejected"
+    )
+    if report.errors:
         ctx.exit(1)
 
 
 @subscribers.command("list")
-@click.option("--status", type=click.Choice(["active", "pending", "unsubscribed", "bounced"]))
+@click.option("--status", type=click.Choice(["active", "pending", "unsubscribed", "bounced", "erased"]))
 @click.pass_context
 def subscribers_list(ctx: click.Context, status: str | None) -> None:
     """List subscribers with their status and digests."""

@@ -51,6 +51,7 @@ from publisher.store.schema import (
     subscriptions,
     suppressions,
 )
+from publisher.store.roster import SubscriberAdmin
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ACTIVE = "active"
@@ -173,7 +174,7 @@ def feed_id_for(article: Article, site_host: str, first_seen: datetime) -> str:
     return f"tag:{site_host},{first_seen:%Y-%m-%d}:{article.source}/{article.guid}"
 
 
-class Store:
+class Store(SubscriberAdmin):
     """All database access. Create with :meth:`open`; every method is one transaction."""
 
     def __init__(self, engine: Engine) -> None:
@@ -872,7 +873,16 @@ class Store:
                 select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
             ):
                 conn.execute(
-                    insert(suppressions).values(email_hash=email_hash, reason="erased", created_at=now)
+                    insert(suppressions).values(
+                        email_hash=email_hash, reason="erased", created_at=now, note="erasure request"
+                    )
+                )
+            else:
+                # Erasure is the last word on an address that had complained before.
+                conn.execute(
+                    update(suppressions)
+                    .where(suppressions.c.email_hash == email_hash)
+                    .values(reason="erased", created_at=now, note="erasure request")
                 )
             return True
 
