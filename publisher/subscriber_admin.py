@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from publisher import planning, subscriber_csv
@@ -175,3 +176,176 @@ def _pending_writer(app: App, report: ImportReport) -> Callable[[list[subscriber
             report.added += 1
 
     return write
+
+
+# -- add, set, remove --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One line saying what a command did; ``ok`` false when it refused."""
+
+    line: str
+    ok: bool = True
+
+
+def _describe(app: App, subscriber_id: int, digest_ids: Sequence[str] | None = None) -> str:
+    """``daily (weekly; topics: research), news (every)`` for these subscriptions."""
+    parts = []
+    for row in app.store.subscription_rows(subscriber_id):
+        if digest_ids is None or row["digest_id"] in digest_ids:
+            topics = f"; topics: {' '.join(row['tags'])}" if row["tags"] else ""
+            parts.append(f"{row['digest_id']} ({row['frequency']}{topics})")
+    return ", ".join(parts) or "no digests"
+
+
+def _apply(
+    app: App,
+    subscriber_id: int,
+    digest_ids: Sequence[str],
+    frequency: str | None,
+    tags: Sequence[str] | None,
+) -> None:
+    from publisher.cadence import set_frequency
+
+    if frequency and digest_ids:
+        set_frequency(app, subscriber_id, list(digest_ids), frequency)
+    if tags is not None and digest_ids:
+        app.store.set_tags(subscriber_id, digest_ids, tags)
+
+
+def add(
+    app: App,
+    email: str,
+    *,
+    name: str = "",
+    digests: Sequence[str] = (),
+    frequency: str | None = None,
+    tags: Sequence[str] | None = None,
+    reactivate: bool = False,
+) -> Outcome:
+    """Subscribe ``email`` to ``digests`` (a new address: every digest when none given).
+
+    An existing subscriber joins the digests named and keeps the others; without digests
+    named nothing is joined. A bounced, unsubscribed or suppressed (erased, complaint)
+    address is refused unless ``reactivate``; a pending one is activated (you vouch).
+    """
+    address = AddressCheck()(email)
+    all_ids = [d.id for d in app.config.digests]
+    for digest_id in digests:
+        app.config.digest(digest_id)
+    now = app.clock()
+    hashed = email_hash(address)
+    suppressed = app.store.suppression(hashed)
+    existing = app.store.find_subscriber(address)
+    left = existing.status if existing is not None and existing.status in LEFT else None
+    if (suppressed or left) and not reactivate:
+        why = refusal(address, suppressed) if suppressed else f"{address} is {left}"
+        return Outcome(
+            f"refused: {why}; pass --reactivate if they asked to be subscribed again", ok=False
+        )
+    notes = []
+    if suppressed is not None:
+        app.store.lift_suppression(hashed)
+        notes.append(f"suppression ({suppressed.reason}) lifted")
+    if existing is None:
+        targets = list(digests) or all_ids
+        sub, _ = app.store.add_subscriber(address, name, targets, now, tags=tags or ())
+        _apply(app, sub.id, targets, frequency, None)
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        return Outcome(f"added {address} to {_describe(app, sub.id)}{extra}")
+    sub = _join(app, existing, name, digests, frequency, tags, now, notes)
+    extra = f" ({'; '.join(notes[1:])})" if notes[1:] else ""
+    return Outcome(f"{address}: {notes[0]}{extra}; now in {_describe(app, sub.id)}")
+
+
+def _join(
+    app: App,
+    existing: Subscriber,
+    name: str,
+    digests: Sequence[str],
+    frequency: str | None,
+    tags: Sequence[str] | None,
+    now: datetime,
+    notes: list[str],
+) -> Subscriber:
+    """Bring an existing subscriber into ``digests``; notes[0] becomes the verb."""
+    verb = "already subscribed"
+    before = _describe(app, existing.id)
+    if existing.status != "active":
+        app.store.reactivate(existing.id, now)
+        verb = f"reactivated (was {existing.status})"
+    joined = [d for d in digests if d not in existing.digests]
+    if joined:
+        app.store.add_subscriber(existing.email, name, joined, now, tags=tags or ())
+        verb = f"joined {' '.join(joined)}" if verb == "already subscribed" else verb
+    elif name and name != existing.name:
+        app.store.set_name(existing.id, name, now)
+    # Settings given for digests they already had change those subscriptions, as asked.
+    targets = list(digests) or list(existing.digests)
+    _apply(app, existing.id, [d for d in targets if d not in joined], frequency, tags)
+    _apply(app, existing.id, joined, frequency, None)
+    if verb == "already subscribed" and _describe(app, existing.id) != before:
+        verb = "updated"
+    notes.insert(0, verb)
+    sub = app.store.subscriber_by_id(existing.id)
+    assert sub is not None
+    return sub
+
+
+def change(
+    app: App,
+    email: str,
+    *,
+    digest: str | None = None,
+    frequency: str | None = None,
+    tags: Sequence[str] | None = None,
+    name: str | None = None,
+) -> Outcome:
+    """Change only what is given, on every subscription of ``email`` or only ``digest``.
+
+    Never joins a digest (that is ``add --digest``) and never changes the status.
+    """
+    address = AddressCheck()(email)
+    sub = app.store.find_subscriber(address)
+    if sub is None:
+        raise SubscriberError(f"no subscriber with address {address!r}")
+    if digest is not None:
+        app.config.digest(digest)
+        if digest not in sub.digests:
+            raise SubscriberError(
+                f"{address} is not subscribed to {digest!r}; join with "
+                f"`publisher subscribers add {address} --digest {digest}`"
+            )
+    targets = [digest] if digest else list(sub.digests)
+    if (frequency or tags is not None) and not targets:
+        raise SubscriberError(f"{address} has no subscriptions to change")
+    if name is not None:
+        app.store.set_name(sub.id, name, app.clock())
+    _apply(app, sub.id, targets, frequency, tags)
+    status = "" if sub.status == "active" else f" [status {sub.status}: they get nothing]"
+    shown = f"name {name!r}, " if name is not None else ""
+    return Outcome(f"set {address}: {shown}{_describe(app, sub.id, targets)}{status}")
+
+
+def remove(app: App, email: str, *, digest: str | None = None, complaint: bool = False) -> Outcome:
+    """Unsubscribe from one digest or everything; a complaint also suppresses the address."""
+    address = AddressCheck()(email)
+    now = app.clock()
+    sub = app.store.find_subscriber(address)
+    if complaint:
+        app.store.suppress(email_hash(address), "complaint", now, note="subscribers remove --complaint")
+    if sub is None:
+        if complaint:
+            return Outcome(f"suppressed {address} (complaint); it was not on the list")
+        raise SubscriberError(f"no subscriber with address {address!r}")
+    if digest is not None:
+        app.config.digest(digest)
+        if digest not in sub.digests:
+            raise SubscriberError(f"{address} is not subscribed to {digest!r}")
+    after = app.store.unsubscribe(sub.id, digest, now)
+    assert after is not None
+    where = f"from {digest}" if digest else "from every digest"
+    rest = f"; still in {_describe(app, sub.id)}" if after.digests and digest else ""
+    tail = "; suppressed (complaint): add and import refuse it" if complaint else ""
+    return Outcome(f"removed {address} {where} (status {after.status}){rest}{tail}")

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from publisher.errors import StoreError, SubscriberError
 from publisher.models import Article, Citation, Issue, Recipient, SendOutcome, Subscriber
+from publisher.store.roster import SubscriberAdmin
 from publisher.store.schema import (
     UTCDateTime,
     articles,
@@ -51,7 +52,6 @@ from publisher.store.schema import (
     subscriptions,
     suppressions,
 )
-from publisher.store.roster import SubscriberAdmin
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ACTIVE = "active"

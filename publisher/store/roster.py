@@ -347,3 +347,9 @@ class SubscriberAdmin:
                     frequency=row.frequency,
                     tags=tuple(json.loads(row.tags)) if row.tags else (),
                 )
+
+    def suppressed_reasons(self) -> dict[str, str]:
+        """``{email_hash: reason}`` of the whole suppression list (it stays small)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(suppressions.c.email_hash, suppressions.c.reason))
+            return {h: r for h, r in rows}
