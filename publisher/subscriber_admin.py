@@ -117,6 +117,7 @@ def _batch_writer(app: App, report: ImportReport) -> Callable[[list[subscriber_c
     now = app.clock()
     cadence = _cadence(app)
     created_here: set[str] = set()
+    present: set[str] = set()  # counted once, though their rows may span batches
 
     def write(rows: list[subscriber_csv.ImportRow]) -> None:
         if not rows:
@@ -126,7 +127,9 @@ def _batch_writer(app: App, report: ImportReport) -> Callable[[list[subscriber_c
         created = set(result.created)
         created_here.update(created)
         report.added += len(created)
-        report.present += len(result.present)
+        fresh = set(result.present) - present
+        present.update(fresh)
+        report.present += len(fresh)
         report.subscriptions += result.subscriptions
         report.kept_status += sum(1 for g in groups if g.status != "active" and g.email in created)
         for line, address, suppression in result.refused:

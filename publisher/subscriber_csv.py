@@ -29,6 +29,7 @@ EXPORT_HEADER = ("email", "name", "status", "digest", "frequency", "tags")
 IMPORT_STATUSES = ("active", "pending", "unsubscribed", "bounced")
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _CHUNK = 1 << 20
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CsvFileError(SubscriberError):
@@ -187,7 +188,7 @@ def read_rows(
                 yield RowError(number, f"{len(cells)} fields, but the header has {width}")
                 continue
             try:
-                yield reader.row(number, dict(zip(fields, cells, strict=False)))
+                yield reader.row(number, dict(zip(fields, map(_uncell, cells), strict=False)))
             except SubscriberError as exc:
                 yield RowError(number, str(exc))
 
@@ -197,7 +198,12 @@ def read_rows(
 
 def _cell(value: str) -> str:
     # A leading = + - @ or tab makes spreadsheets evaluate the cell as a formula.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return "'" + value if value[:1] in _FORMULA else value
+
+
+def _uncell(value: str) -> str:
+    # Undo _cell: the quote that export put before a formula character is not data.
+    return value[1:] if value[:1] == "'" and value[1:2] in _FORMULA else value
 
 
 def export_lines(rows: Iterator[Sequence[str]]) -> Iterator[str]:
