@@ -357,7 +357,7 @@ def _digest_ids(config: config_module.Config, given: list[str] | tuple[str, ...]
 
 @cli.group()
 def subscribers() -> None:
-    """Add, import, list, remove and export subscribers."""
+    """Add, change, import, list, remove and export subscribers."""
 
 
 def _tags(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
