@@ -51,12 +51,12 @@ def _rows(config: Path, email: str) -> dict[str, tuple[str, str, str]]:
 
 def test_add_frequency_on_an_existing_subscriber_joins_no_digest(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    assert "added ana@example.org to daily (every)" in _cli(
-        config, "add", "ana@example.org", "--digest", "daily"
-    ).stdout
+    added = _cli(config, "add", "ana@example.org", "--digest", "daily").stdout
     out = _cli(config, "add", "ana@example.org", "--frequency", "weekly").stdout
-    assert out.startswith("ana@example.org: updated; now in daily (weekly)"), out
+    # The defect: this used to subscribe Ana to every digest as well.
     assert _rows(config, "ana@example.org") == {"daily": ("active", "weekly", "")}
+    assert added.startswith("added ana@example.org to daily (every)"), added
+    assert out.startswith("ana@example.org: updated; now in daily (weekly)"), out
     again = _cli(config, "add", "ana@example.org", "--digest", "daily").stdout
     assert again.startswith("ana@example.org: already subscribed"), again
     joined = _cli(config, "add", "ana@example.org", "--digest", "weekly").stdout
