@@ -20,10 +20,11 @@ from publisher import planning, subscriber_csv
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import Subscriber
 from publisher.pipeline import App
-from publisher.store.roster import ImportGroup, NewSubscription, Suppression
+from publisher.store.roster import ImportGroup, Suppression
 from publisher.subscriptions import AddressCheck, email_hash
 
 BATCH_ROWS = 5000
+ANALYZE_AFTER = 10_000  # new subscribers that make fresh planner statistics worth it
 LEFT = ("bounced", "unsubscribed")
 
 
@@ -69,9 +70,8 @@ def _group(rows: Iterable[subscriber_csv.ImportRow]) -> list[ImportGroup]:
                 row.email, row.email_hash, row.name, row.status or "active", [], []
             )
         group.lines.append(row.line)
-        group.subscriptions.extend(
-            NewSubscription(d, row.frequency, row.tags) for d in row.digests
-        )
+        frequency, tags = row.frequency, row.tags
+        group.subscriptions.extend([(d, frequency, tags) for d in row.digests])
     return list(groups.values())
 
 
@@ -109,6 +109,8 @@ def import_csv(
             write(batch)
     finally:
         write([])  # closes what the writer opened
+    if report.added >= ANALYZE_AFTER:
+        app.store.analyze_subscribers()
     report.errors.sort()
     return report
 
@@ -169,8 +171,8 @@ def _pending_writer(app: App, report: ImportReport) -> Callable[[list[subscriber
                 transport = app.new_transport()
                 transport.open()
                 opened.append(transport)
-            digests = list(dict.fromkeys(s.digest_id for s in group.subscriptions))
-            tags = list(dict.fromkeys(t for s in group.subscriptions for t in s.tags))
+            digests = list(dict.fromkeys(s[0] for s in group.subscriptions))
+            tags = list(dict.fromkeys(t for s in group.subscriptions for t in s[2]))
             try:
                 signup.request(app, opened[0], group.email, group.name, digests, tags)
             except PublisherError as exc:

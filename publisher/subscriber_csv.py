@@ -21,6 +21,7 @@ import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from publisher.errors import SubscriberError
 from publisher.subscriptions import MAX_NAME, AddressCheck, clean_name, email_hash
@@ -36,8 +37,7 @@ class CsvFileError(SubscriberError):
     """The file as a whole cannot be read (its encoding, its header)."""
 
 
-@dataclass(frozen=True)
-class ImportRow:
+class ImportRow(NamedTuple):
     """One checked row: a normalized address, a clean name, digests, cadence, topics."""
 
     line: int
