@@ -102,7 +102,14 @@ def _executemany(conn: Connection, table: str, columns: str, rows: list[tuple[An
     )
 
 
-def _copy(conn: Connection, table: str, columns: str, rows: list[tuple[Any, ...]], unique: str) -> None:
+def _copy(
+    conn: Connection,
+    table: str,
+    columns: str,
+    rows: list[tuple[Any, ...]],
+    unique: str,
+    returning: str = "",
+) -> list[Any]:
     """PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT
     DO NOTHING. COPY is the fastest way in; the INSERT keeps the conflict handling that a
     COPY straight into the table would not have."""
@@ -117,11 +124,57 @@ def _copy(conn: Connection, table: str, columns: str, rows: list[tuple[Any, ...]
             copy.write_row(row)
     cursor.execute(
         f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
-        f"ON CONFLICT ({unique}) DO NOTHING"
+        f"ON CONFLICT ({unique}) DO NOTHING" + (f" RETURNING {returning}" if returning else "")
     )
-    cursor.execute(f"TRUNCATE {staging}")  # the next batch may share this transaction
+    inserted = cursor.fetchall() if returning else []
+    cursor.execute(f"DELETE FROM {staging}")  # the next batch may share this transaction
+    return inserted
 
 
+def _lookup(conn: Connection, query: str, key: str, values: Sequence[str]) -> list[Any]:
+    """Rows of ``query WHERE key IN values``, at the driver level: Core's expanding IN of
+    a few thousand parameters costs more than the query. PostgreSQL takes one array."""
+    values = list(dict.fromkeys(values))
+    if not values:
+        return []
+    if conn.dialect.name == "postgresql":
+        return list(conn.exec_driver_sql(f"{query} WHERE {key} = ANY(%s)", (values,)))
+    found: list[Any] = []
+    for chunk in _chunks(values):
+        marks = ", ".join("?" * len(chunk))
+        found += conn.exec_driver_sql(f"{query} WHERE {key} IN ({marks})", tuple(chunk)).all()
+    return found
+
+
+_NEW_COLUMNS = "email, name, status, created_at, updated_at"
+
+
+def _insert_new_sqlite(
+    conn: Connection, groups: Sequence[ImportGroup], stamp: Any
+) -> dict[str, int]:
+    """Insert the addresses not in the store yet; {email: id} of those inserted. The batch
+    holds SQLite's write lock (BEGIN IMMEDIATE), so nothing can come in between."""
+    query = "SELECT email, id FROM subscribers"
+    existing = dict(_lookup(conn, query, "email", [g.email for g in groups]))
+    fresh = [g for g in groups if g.email not in existing]
+    rows = [(g.email, g.name, g.status, stamp, stamp) for g in fresh]
+    if rows:
+        _executemany(conn, "subscribers", _NEW_COLUMNS, rows, "email")
+    return dict(_lookup(conn, query, "email", [g.email for g in fresh]))
+
+
+def _insert_new_postgresql(
+    conn: Connection, groups: Sequence[ImportGroup], stamp: Any
+) -> dict[str, int]:
+    """COPY the batch in and keep what was new: RETURNING gives exactly the rows inserted,
+    so an address already there (or inserted by another process meanwhile) is skipped."""
+    rows = [(g.email, g.name, g.status, stamp, stamp) for g in groups]
+    if not rows:
+        return {}
+    return dict(_copy(conn, "subscribers", _NEW_COLUMNS, rows, "email", returning="email, id"))
+
+
+_INSERT_NEW = {"sqlite": _insert_new_sqlite, "postgresql": _insert_new_postgresql}
 _BULK_INSERTS = {"sqlite": _executemany, "postgresql": _copy}
 
 
@@ -162,21 +215,17 @@ class SubscriberAdmin:
         """
         result = BatchResult()
         with self.engine.begin() as conn:
-            emails = [g.email for g in groups if g.email not in created_here]
-            existing = self._existing_ids(conn, emails)
             banned = self._suppressed(conn, [g.email_hash for g in groups])
-            fresh: list[ImportGroup] = []
+            candidates: list[ImportGroup] = []
             for group in groups:
                 reason = banned.get(group.email_hash)
                 if reason is not None and group.email not in created_here:
                     result.refused.extend((line, group.email, reason) for line in group.lines)
-                elif group.email in existing:
-                    result.present.append(group.email)
                 elif group.email not in created_here:
-                    fresh.append(group)
-            ids = self._insert_subscribers(conn, fresh, now)
-            result.created = [g.email for g in fresh if g.email in ids]
-            result.present += [g.email for g in fresh if g.email not in ids]
+                    candidates.append(group)
+            ids = _INSERT_NEW[conn.dialect.name](conn, candidates, _db_time(conn, now))
+            result.created = [g.email for g in candidates if g.email in ids]
+            result.present = [g.email for g in candidates if g.email not in ids]
             again = [g.email for g in groups if g.email in created_here]
             ids.update(self._existing_ids(conn, again))
             writable = set(result.created).union(again)
@@ -206,42 +255,14 @@ class SubscriberAdmin:
         return result
 
     def _existing_ids(self, conn: Connection, emails: Sequence[str]) -> dict[str, int]:
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        found: dict[str, int] = {}
-        for chunk in _chunks(list(dict.fromkeys(emails))):
-            # Driver level, like the inserts: Core's expanding IN costs more than the query.
-            rows = conn.exec_driver_sql(
-                f"SELECT email, id FROM subscribers WHERE email IN ({', '.join([mark] * len(chunk))})",
-                tuple(chunk),
-            )
-            found.update(dict(rows.all()))
-        return found
+        return dict(_lookup(conn, "SELECT email, id FROM subscribers", "email", emails))
 
     def _suppressed(self, conn: Connection, hashes: Sequence[str]) -> dict[str, Suppression]:
-        found: dict[str, Suppression] = {}
-        for chunk in _chunks(list(dict.fromkeys(hashes))):
-            query = select(suppressions).where(suppressions.c.email_hash.in_(chunk))
-            found.update(
-                {r.email_hash: Suppression(r.reason, r.created_at, r.note) for r in conn.execute(query)}
-            )
-        return found
-
-    def _insert_subscribers(
-        self, conn: Connection, groups: Sequence[ImportGroup], now: datetime
-    ) -> dict[str, int]:
-        if not groups:
+        hits = [h for (h,) in _lookup(conn, "SELECT email_hash FROM suppressions", "email_hash", hashes)]
+        if not hits:  # the usual case: no second query
             return {}
-        stamp = _db_time(conn, now)
-        _insert_many(
-            conn,
-            "subscribers",
-            "email, name, status, created_at, updated_at",
-            [(g.email, g.name, g.status, stamp, stamp) for g in groups],
-            "email",
-        )
-        # A row another process inserted first is not ours: it counts as already present.
-        mine = self._existing_ids(conn, [g.email for g in groups])
-        return {email: sub_id for email, sub_id in mine.items()}
+        rows = conn.execute(select(suppressions).where(suppressions.c.email_hash.in_(hits)))
+        return {r.email_hash: Suppression(r.reason, r.created_at, r.note) for r in rows}
 
     def cadence_cursors(self, digest_ids: Sequence[str]) -> dict[str, int]:
         """The newest regular issue of each digest (0 when none): where a new daily or
