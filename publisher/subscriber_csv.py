@@ -62,7 +62,8 @@ def choose_encoding(path: Path, given: str | None) -> str:
     """The codec to read ``path`` with: ``given`` (a known codec name), else from its BOM,
     else strict UTF-8."""
     if given:
-        return codecs.lookup(given).name
+        name = codecs.lookup(given).name
+        return "utf-8-sig" if name == "utf-8" else name  # utf-8-sig also reads no BOM
     with path.open("rb") as handle:
         head = handle.read(4096)
     for bom, name in _BOMS:
@@ -80,6 +81,7 @@ def count_rows(path: Path, encoding: str) -> int:
     """Decode the whole file once (so a wrong encoding fails before anything is written)
     and count its lines after the header."""
     lines = 0
+    last = ""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     with path.open("rb") as handle:
         while True:
@@ -94,8 +96,12 @@ def count_rows(path: Path, encoding: str) -> int:
                     "name its encoding with --encoding (Excel's CSV is often --encoding cp1252)"
                 ) from exc
             lines += text.count("\n")
+            if text:
+                last = text[-1]
             if not chunk:
                 break
+    if last not in ("\n", ""):  # a last line without its line break
+        lines += 1
     return max(0, lines - 1)
 
 
