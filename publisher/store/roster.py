@@ -93,13 +93,16 @@ def _db_time(conn: Connection, value: datetime) -> Any:
     return process(value) if process else value
 
 
-def _executemany(conn: Connection, table: str, columns: str, rows: list[tuple[Any, ...]], unique: str) -> None:
+def _executemany(
+    conn: Connection, table: str, columns: str, rows: list[tuple[Any, ...]], unique: str
+) -> list[Any]:
     """SQLite: one executemany of ``INSERT ... ON CONFLICT (unique) DO NOTHING``."""
     marks = ", ".join("?" * len(rows[0]))
     conn.exec_driver_sql(
         f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT ({unique}) DO NOTHING",
         rows,
     )
+    return []
 
 
 def _copy(
@@ -114,20 +117,20 @@ def _copy(
     DO NOTHING. COPY is the fastest way in; the INSERT keeps the conflict handling that a
     COPY straight into the table would not have."""
     staging = f"import_{table}"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
-        f"SELECT {columns} FROM {table} WITH NO DATA"
-    )
-    with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    cursor.execute(
-        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
-        f"ON CONFLICT ({unique}) DO NOTHING" + (f" RETURNING {returning}" if returning else "")
-    )
-    inserted = cursor.fetchall() if returning else []
-    cursor.execute(f"DELETE FROM {staging}")  # the next batch may share this transaction
+    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
+            f"ON CONFLICT ({unique}) DO NOTHING" + (f" RETURNING {returning}" if returning else "")
+        )
+        inserted = cursor.fetchall() if returning else []
+        cursor.execute(f"DELETE FROM {staging}")  # the next batch may share this transaction
     return inserted
 
 
