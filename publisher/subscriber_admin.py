@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from publisher import planning, subscriber_csv
 from publisher.errors import PublisherError, SubscriberError
@@ -143,7 +144,7 @@ def _batch_writer(app: App, report: ImportReport) -> Callable[[list[subscriber_c
 def _pending_writer(app: App, report: ImportReport) -> Callable[[list[subscriber_csv.ImportRow]], None]:
     from publisher import signup
 
-    opened: list = []
+    opened: list[Any] = []
 
     def write(rows: list[subscriber_csv.ImportRow]) -> None:
         if not rows:
