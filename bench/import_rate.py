@@ -88,7 +88,9 @@ def _drop_pg(url: str) -> None:
 
 
 def _fresh_url(kind: str, folder: Path) -> str:
-    return f"sqlite:///{folder / 'bench.db'}" if kind == "sqlite" else _pg_database()
+    if kind == "sqlite":
+        return f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+    return _pg_database()
 
 
 def _cpu() -> float:
