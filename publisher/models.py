@@ -42,7 +42,7 @@ class Article:
 
 @dataclass(frozen=True)
 class Subscriber:
-    """A person on the list. ``status``: active, pending, unsubscribed or bounced."""
+    """A person on the list. ``status``: active, pending, unsubscribed, bounced or erased."""
 
     id: int
     email: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,44 @@ def normalize_address(raw: str) -> str:
     except EmailNotValidError as exc:
         raise SubscriberError(f"this is not a valid email address ({exc})") from exc
     return result.normalized.lower()
+
+
+# An ASCII dot-atom local part (RFC 5322) needs no check beyond this pattern and its length;
+# email-validator would accept it unchanged. Everything else takes the full check.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOMAIN_CACHE_MAX = 100_000
+
+
+class AddressCheck:
+    """The check of :func:`normalize_address` for bulk imports: each domain is checked by
+    email-validator once, and a plain ASCII local part by a pattern. Same answers, many
+    times faster on a list where thousands of addresses share a few domains."""
+
+    def __init__(self) -> None:
+        self._domains: dict[str, str] = {}
+
+    def __call__(self, raw: str) -> str:
+        """The normalized address, or SubscriberError saying what is wrong."""
+        raw = raw.strip()
+        local, at, domain = raw.rpartition("@")
+        if at and len(local) <= 64 and _DOT_ATOM.fullmatch(local):
+            known = self._domains.get(domain)
+            if known is None:
+                try:
+                    known = validate_email(
+                        f"a@{domain}", check_deliverability=False, allow_smtputf8=False
+                    ).domain.lower()
+                except EmailNotValidError:
+                    known = ""  # the full check below words the error
+                if len(self._domains) < _DOMAIN_CACHE_MAX:
+                    self._domains[domain] = known
+            if known and len(local) + 1 + len(known) <= 254:
+                return f"{local.lower()}@{known}"
+        try:
+            result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+        except EmailNotValidError as exc:
+            raise SubscriberError(f"invalid address {raw!r}: {exc}") from exc
+        return result.normalized.lower()
 
 
 def email_hash(address: str) -> str:

@@ -220,8 +220,8 @@ def test_subscribers_add_import_list_remove_export(tmp_path: Path) -> None:
     # A re-import never re-subscribes someone who left.
     run_cli(config, "subscribers", "import", str(csv_file), now=NOW, check=False)
     exported = run_cli(config, "subscribers", "export", now=NOW).stdout.splitlines()
-    assert exported[0] == "email,name,status,digests,created_at"
-    assert any(line.startswith("ana@example.org,Ana,unsubscribed,daily,") for line in exported)
+    assert exported[0] == "email,name,status,digest,frequency,tags"
+    assert "ana@example.org,Ana,unsubscribed,daily,every," in exported
     # Cells that a spreadsheet would run as formulas are escaped.
     assert any(line.startswith("'=evil@example.org,'=HYPERLINK(1),active,") for line in exported)
 

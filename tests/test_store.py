@@ -48,7 +48,7 @@ def test_upgrade_is_idempotent(store_url: str) -> None:
     store = Store.open(store_url, migrate=False)
     assert store.upgrade() == [
         "0001", "0003", "0004", "0005", "0006_plain_titles", "0007_limits", "0008_planning",
-        "0009_workers",
+        "0009_workers", "0010_suppressions",
     ]
     assert store.upgrade() == []
     store.close()
@@ -190,4 +190,26 @@ def test_topic_tags_choose_which_issues_a_subscriber_gets(store_url: str) -> Non
     assert store.plan_deliveries(surgery, T0) == 2  # and the one who picked surgery
     batch = store.claim_batch(surgery.id, "w", T0, 10, 60)
     assert sorted(r.email for r in batch) == ["all@example.org", "surgery@example.org"]
+    store.close()
+
+
+def test_0010_keeps_existing_suppressions_and_adds_their_note(store_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from publisher.store import _alembic_config
+
+    store = Store.open(store_url, migrate=False)
+    with store.engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0009_workers")
+        conn.execute(
+            text("INSERT INTO suppressions (email_hash, reason, created_at) VALUES (:h, 'erased', :t)"),
+            {"h": "ab" * 32, "t": T0.replace(tzinfo=None)},
+        )
+    assert store.upgrade() == ["0010_suppressions"]
+    found = store.suppression("ab" * 32)
+    assert found is not None and (found.reason, found.note) == ("erased", "")
+    store.suppress("ab" * 32, "complaint", T0, note="operator")
+    assert store.suppression_counts() == {"complaint": 1}
+    assert store.lift_suppression("ab" * 32) is not None and store.suppression("ab" * 32) is None
     store.close()

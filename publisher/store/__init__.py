@@ -37,6 +37,7 @@ from publisher.store import location
 from publisher.store.claims import ClaimsMixin
 from publisher.store.limits import LimitsMixin
 from publisher.store.planning import PlanningMixin
+from publisher.store.roster import SubscriberAdmin
 from publisher.store.schema import (
     articles,
     bounce_events,
@@ -173,11 +174,12 @@ def feed_id_for(article: Article, site_host: str, first_seen: datetime) -> str:
     return f"tag:{site_host},{first_seen:%Y-%m-%d}:{article.source}/{article.guid}"
 
 
-class Store(ClaimsMixin, WorkersMixin, LimitsMixin, PlanningMixin):
+class Store(ClaimsMixin, WorkersMixin, LimitsMixin, PlanningMixin, SubscriberAdmin):
     """All database access. Create with :meth:`open`; every method is one transaction.
 
     Claims and results live in :mod:`publisher.store.claims`, the registry of sending
-    processes in :mod:`publisher.store.workers`.
+    processes in :mod:`publisher.store.workers`, subscriber administration (batched
+    import, suppressions) in :mod:`publisher.store.roster`.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -889,7 +891,16 @@ class Store(ClaimsMixin, WorkersMixin, LimitsMixin, PlanningMixin):
                 select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
             ):
                 conn.execute(
-                    insert(suppressions).values(email_hash=email_hash, reason="erased", created_at=now)
+                    insert(suppressions).values(
+                        email_hash=email_hash, reason="erased", created_at=now, note="erasure request"
+                    )
+                )
+            else:
+                # Erasure is the last word on an address that had complained before.
+                conn.execute(
+                    update(suppressions)
+                    .where(suppressions.c.email_hash == email_hash)
+                    .values(reason="erased", created_at=now, note="erasure request")
                 )
             return True
 

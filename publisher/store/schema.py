@@ -221,8 +221,10 @@ suppressions = Table(
     "suppressions",
     metadata,
     Column("email_hash", String(64), primary_key=True),
-    Column("reason", String(20), nullable=False),
+    Column("reason", String(20), nullable=False),  # erased | complaint (0006)
     Column("created_at", UTCDateTime, nullable=False),
+    # Where the suppression came from (0006): the preferences page, an operator's command.
+    Column("note", Text, nullable=False, server_default=""),
 )
 
 # Cluster-wide limits (0006): one row per bucket ("global", "relay:NAME", "domain:NAME").
