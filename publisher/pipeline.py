@@ -480,6 +480,10 @@ def send_digest(
     if dry_run:
         reports.extend(dryrun.rollups(app, digest, now, articles))
         reports.extend(dryrun.open_issues(app, digest, now))
+        if not reports and existing is not None:
+            # A dry run must say something: here the period's issue went out already.
+            note = f"dry run: issue {period.key} (#{existing.id}) already sent; nothing to send"
+            reports.append(SendReport(digest_id=digest.id, note=note))
         return reports
     from publisher import cadence
 

@@ -66,6 +66,9 @@ def test_dry_run_and_queue_only_count_what_the_real_send_sends(tmp_path: Path) -
     assert refused.returncode == 1
     assert "issue #1 has nothing left to send" in refused.stderr
     assert "[sent]" in run_cli(config, "issues", "show", "1", now=MONDAY).stdout
+    # A dry run after the send says why nothing would go, rather than printing nothing.
+    again = run_cli(config, "send", "daily", "--dry-run", now=MONDAY)
+    assert "already sent; nothing to send" in again.stdout
 
 
 def test_dry_run_lists_the_rollups_a_send_would_create(tmp_path: Path) -> None:
