@@ -189,6 +189,7 @@ class SmtpTransport:
         smtp = self._smtp
         assert smtp is not None
         phase = "MAIL"
+        reply: bytes | str
         try:
             code, reply = smtp.mail(sender)
             if code == 250:

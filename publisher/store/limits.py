@@ -231,12 +231,14 @@ class LimitsMixin:
                 "refusals": refusals,
                 "healthy": int(healthy),
                 "last_error": error[:500],
-                "recheck_at": row.recheck_at if healthy else now + recheck,
-                "changed_at": row.changed_at if healthy == bool(row.healthy) else self._stamp(conn),
             }
+            recheck_at: float = row.recheck_at if healthy else now + recheck
+            changed_at: datetime = (
+                row.changed_at if healthy == bool(row.healthy) else self._stamp(conn)
+            )
+            values = {**values, "recheck_at": recheck_at, "changed_at": changed_at}
             conn.execute(update(relay_health).where(relay_health.c.name == name).values(**values))
-            return RelayState(name, healthy, failures, refusals, values["recheck_at"],
-                              error, values["changed_at"])  # fmt: skip
+            return RelayState(name, healthy, failures, refusals, recheck_at, error, changed_at)
 
     def relay_recovered(self, name: str) -> None:
         """A connection (or message) went through: the relay is healthy, its counts reset."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -85,7 +85,7 @@ def recipients_where(
     return where
 
 
-def _joined(*columns: ColumnElement[object]) -> Select[tuple[object, ...]]:
+def _joined(*columns: ColumnElement[Any]) -> Select[Any]:
     """``SELECT columns FROM subscriptions JOIN subscribers``."""
     return select(*columns).select_from(
         subscriptions.join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
