@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import click
-from click.utils import make_default_short_help
 
 from publisher import __version__
-from publisher import config as config_module
 from publisher.errors import PublisherError
 
 
@@ -71,6 +69,11 @@ def load_command(name: str) -> click.Command:
     return command
 
 
+def _short_help(summary: str, limit: int) -> str:
+    """SUMMARY cut to LIMIT columns the way click cuts a command's docstring in a listing."""
+    return click.Command(None, help=summary).get_short_help_str(limit)
+
+
 class _Group(click.Group):
     """The root group: commands come from COMMANDS, imported on first use.
 
@@ -103,7 +106,7 @@ class _Group(click.Group):
         # shortened exactly as click shortens a docstring for the listing.
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(len(name) for name in names)
-        rows = [(name, make_default_short_help(COMMANDS[name].summary, limit)) for name in names]
+        rows = [(name, _short_help(COMMANDS[name].summary, limit)) for name in names]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -146,6 +149,8 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int, log_format: 
 
     Everything is configured in config.toml; see README.md for every key.
     """
+    # Imported here, not at the top: `publisher --help` runs no callback and needs neither.
+    from publisher import config as config_module
     from publisher import logs
 
     logs.setup(log_format, logging.WARNING - 10 * min(verbose, 2))

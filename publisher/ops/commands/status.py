@@ -7,7 +7,8 @@ imported inside the functions.
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +18,11 @@ from publisher.ops.common import (
     _print_issue_status,
     held_text,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from publisher import pipeline
 
 
 @click.command()
@@ -34,9 +40,7 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     ETA, any "slow down" backoff from the relay, the most common failure replies, and
     which workers hold its deliveries in flight.
     """
-    from rich.table import Table
-
-    from publisher import planning, toolbox
+    from publisher import toolbox
 
     app = _app(ctx)
     if issue_id is not None:
@@ -47,6 +51,31 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
         click.echo(json.dumps(toolbox.status_data(app, now), indent=2))
         return
     console = _console()
+    _print_digests(console, app, now)
+    click.echo(f"retries   {app.store.retry_queue_size()} queued deliveries waiting to be retried")
+    _print_issues(console, app, now)
+    throttle = app.store.throttle()
+    if throttle and throttle["until"] > now:
+        click.echo(f"backoff   relay asked to slow down; paused until {throttle['until']:%H:%M:%S} UTC ({throttle['reply']})")
+    for relay in toolbox.relay_data(app):
+        _print_relay(relay)
+    for paused in app.store.paused_buckets():
+        click.echo(f"paused    {paused['key']} until {paused['until']:%H:%M:%S} UTC ({paused['reply']})")
+    for state in app.store.source_states():
+        if state["last_error"]:
+            click.echo(
+                f"source    {state['source']}: {state['consecutive_failures']} failing run(s): {state['last_error']}"
+            )
+    click.echo(f"articles  {app.store.count_articles()} stored")
+    _print_workers(app)
+
+
+def _print_digests(console: Console, app: pipeline.App, now: datetime) -> None:
+    """The table of digests: schedule, current period, next send and last issue."""
+    from rich.table import Table
+
+    from publisher import planning
+
     digests = Table("digest", "schedule", "time zone", "current period", "next send", "last issue")
     for digest in app.config.digests:
         period = planning.current_period(digest, now)
@@ -65,7 +94,12 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
             last_text,
         )
     console.print(digests)
-    click.echo(f"retries   {app.store.retry_queue_size()} queued deliveries waiting to be retried")
+
+
+def _print_issues(console: Console, app: pipeline.App, now: datetime) -> None:
+    """The 20 newest issues with their counts, then their held and failed lines."""
+    from rich.table import Table
+
     issues = Table(
         "issue",
         "digest",
@@ -98,19 +132,9 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
         click.echo(f"held      {line}")
     for line in failures:
         click.echo(f"failed    {line}")
-    throttle = app.store.throttle()
-    if throttle and throttle["until"] > now:
-        click.echo(f"backoff   relay asked to slow down; paused until {throttle['until']:%H:%M:%S} UTC ({throttle['reply']})")
-    for relay in toolbox.relay_data(app):
-        _print_relay(relay)
-    for paused in app.store.paused_buckets():
-        click.echo(f"paused    {paused['key']} until {paused['until']:%H:%M:%S} UTC ({paused['reply']})")
-    for state in app.store.source_states():
-        if state["last_error"]:
-            click.echo(
-                f"source    {state['source']}: {state['consecutive_failures']} failing run(s): {state['last_error']}"
-            )
-    click.echo(f"articles  {app.store.count_articles()} stored")
+
+
+def _print_workers(app: pipeline.App) -> None:
     from publisher import liveness
 
     for w in liveness.workers_data(app.store):
@@ -118,6 +142,7 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
             f"worker    #{w['id']} {w['host']}:{w['pid']} ({w['command']}, {w['state']}): "
             f"{w['claims']} claim(s), started {w['started_at']}, last heartbeat {w['heartbeat_at']}"
         )
+
 
 
 def _print_relay(relay: dict[str, Any]) -> None:
