@@ -1,5 +1,5 @@
 """Allow ``python -m publisher`` as an alias of the ``publisher`` command."""
 
-from publisher.cli import main
+from publisher.ops.cli import main
 
 main()

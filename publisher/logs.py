@@ -15,10 +15,11 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from publisher.delivery import DeliveryResult
-from publisher.models import Issue
+if TYPE_CHECKING:  # only annotations: importing delivery here would load SQLAlchemy for --help
+    from publisher.delivery import DeliveryResult
+    from publisher.models import Issue
 
 LOG_FORMATS = ("human", "json")
 HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -1,0 +1,1 @@
+"""One module per command of ``publisher``, imported lazily (see publisher.ops.cli.COMMANDS)."""

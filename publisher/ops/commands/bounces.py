@@ -1,0 +1,73 @@
+"""``publisher bounces ...``: import bounce messages from a mailbox, or poll IMAP.
+
+Imported only when this command runs (see publisher.ops.cli.COMMANDS): heavy modules are
+imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from publisher.errors import PublisherError
+from publisher.ops.common import (
+    _app,
+)
+
+if TYPE_CHECKING:
+    from publisher import pipeline
+
+
+@click.group()
+def bounces() -> None:
+    """Process bounce messages (delivery status notifications)."""
+
+
+@bounces.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def bounces_import(ctx: click.Context, path: Path) -> None:
+    """Read bounces from PATH (a Maildir folder, an mbox file or one .eml file).
+
+    Hard bounces (permanent failures such as 5.1.1 "no such user") mark the subscriber
+    bounced at once; soft ones (mailbox full, delays, 4.x.x) are counted, and 3 within 30
+    days count as hard. Bounced subscribers get no more mail. Importing the same messages
+    again counts nothing twice.
+    """
+    from publisher import bounces as bounce_module
+    from publisher import pipeline
+
+    app = _app(ctx)
+    report = pipeline.BounceReport()
+    for raw in bounce_module.read_mailbox(path):
+        pipeline.import_bounce(app, raw, report)
+    _print_bounces(report)
+
+
+@bounces.command("poll")
+@click.pass_context
+def bounces_poll(ctx: click.Context) -> None:
+    """Read the [bounces] IMAP folder once and move the bounces handled to processed_folder.
+
+    The daemon (publisher run) does this every [bounces] poll_minutes when imap_host is set.
+    """
+    from publisher import pipeline
+
+    app = _app(ctx)
+    if not app.config.bounces.imap_host:
+        raise PublisherError("no IMAP mailbox configured: set [bounces] imap_host (see README, Bounces)")
+    report, moved = pipeline.poll_bounces(app)
+    _print_bounces(report)
+    click.echo(f"imap      {moved} message(s) moved to {app.config.bounces.processed_folder!r}")
+
+
+def _print_bounces(report: pipeline.BounceReport) -> None:
+    for line in report.marked:
+        click.echo(f"bounced   {line}")
+    click.echo(
+        f"bounces   {report.messages} message(s): {report.hard} hard, {report.soft} soft, "
+        f"{report.not_bounces} not bounces; {len(report.marked)} subscriber(s) marked bounced, "
+        f"{report.unknown} unknown address(es), {report.duplicates} already seen"
+    )

@@ -1,0 +1,132 @@
+"""``publisher issues ...``: list, show, cancel and resend issues.
+
+Imported only when this command runs (see publisher.ops.cli.COMMANDS): heavy modules are
+imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from publisher.errors import PublisherError
+from publisher.ops.common import (
+    _app,
+    _console,
+    _print_issue_status,
+    _print_send,
+)
+
+if TYPE_CHECKING:
+    from publisher import pipeline
+
+
+@click.group()
+def issues() -> None:
+    """List, inspect, cancel and resend issues."""
+
+
+def _issue_or_fail(app: pipeline.App, issue_id: int) -> Any:
+    issue = app.store.get_issue(issue_id)
+    if issue is None:
+        raise PublisherError(f"no issue #{issue_id} (see `publisher issues list`)")
+    return issue
+
+
+@issues.command("list")
+@click.option("--digest", "digest_id", help="Only this digest's issues.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (for monitoring).")
+@click.pass_context
+def issues_list(ctx: click.Context, digest_id: str | None, limit: int, as_json: bool) -> None:
+    """List the newest issues with their delivery counts."""
+    from rich.table import Table
+
+    from publisher import toolbox
+
+    app = _app(ctx)
+    if digest_id:
+        app.config.digest(digest_id)
+    found = [i for i in app.store.list_issues(limit if not digest_id else 5000) if not digest_id or i.digest_id == digest_id]
+    data = [toolbox.issue_data(app.store, i) for i in found[:limit]]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    table = Table("issue", "digest", "period", "created", "status", "articles", *toolbox.COUNT_KEYS)
+    for row in data:
+        table.add_row(
+            str(row["id"]), row["digest"], row["period"], row["created_at"][:16].replace("T", " "),
+            row["status"], str(row["articles"]), *(str(row["counts"][k]) for k in toolbox.COUNT_KEYS),
+        )  # fmt: skip
+    _console().print(table)
+    click.echo(f"{len(data)} issue(s)")
+
+
+@issues.command("show")
+@click.argument("issue_id", metavar="ID", type=int)
+@click.pass_context
+def issues_show(ctx: click.Context, issue_id: int) -> None:
+    """Show one issue: subject, articles, delivery counts, rate, ETA, deliveries held by
+    the send window and failure replies."""
+    app = _app(ctx)
+    issue = _issue_or_fail(app, issue_id)
+    _print_issue_status(app, issue_id)
+    for article in app.store.articles_by_id(issue.article_ids):
+        click.echo(f"article   {article.title} <{article.url}>")
+
+
+@issues.command("cancel")
+@click.argument("issue_id", metavar="ID", type=int)
+@click.option(
+    "--drop-articles",
+    is_flag=True,
+    help="Drop the issue's articles instead of giving them to the digest's next issue.",
+)
+@click.pass_context
+def issues_cancel(ctx: click.Context, issue_id: int, drop_articles: bool = False) -> None:
+    """Stop issue ID: its queued deliveries are skipped and no run resumes it.
+
+    Messages already handed to the relay cannot be recalled; those in flight finish.
+    The issue's articles go into the digest's next issue (the next period's: a send in
+    the same period says the period's issue was cancelled), unless --drop-articles.
+    An issue with nothing left to send is not cancelled (exit 1).
+    """
+    app = _app(ctx)
+    issue = _issue_or_fail(app, issue_id)
+    skipped, released = app.store.cancel_issue(
+        issue_id, app.clock(), release_articles=not drop_articles
+    )
+    line = f"cancelled issue #{issue_id}: {skipped} queued delivery(ies) skipped"
+    if released:
+        line += f"; its {released} article(s) go into the next issue of {issue.digest_id}"
+    elif drop_articles:
+        line += "; its articles are dropped (--drop-articles)"
+    click.echo(line)
+
+
+@issues.command("resend")
+@click.argument("issue_id", metavar="ID", type=int)
+@click.option("--failed", "failed", is_flag=True, required=True, help="Requeue the deliveries that failed (required).")
+@click.pass_context
+def issues_resend(ctx: click.Context, issue_id: int, failed: bool) -> None:
+    """Requeue issue ID's failed deliveries with a fresh retry budget, then send them.
+
+    Bounced addresses are not retried. Messages already sent are never sent again.
+    """
+    from publisher import pipeline
+
+    app = _app(ctx)
+    issue = _issue_or_fail(app, issue_id)
+    requeued = app.store.requeue_failed(issue_id, app.clock())
+    click.echo(f"requeued  {requeued} failed delivery(ies) of issue #{issue_id}")
+    if not requeued:
+        return
+    from publisher.progress import attached
+    from publisher.worker import stop_on_signals
+
+    with stop_on_signals() as stop, attached(app, sys.stderr):
+        report = pipeline.deliver_open_issue(app, app.store.get_issue(issue.id) or issue, stop)
+    _print_send(app, report)

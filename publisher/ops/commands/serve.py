@@ -1,0 +1,35 @@
+"""``publisher serve``: the web endpoints (subscribe, confirm, preferences, feeds, archive).
+
+Imported only when this command runs (see publisher.ops.cli.COMMANDS): heavy modules are
+imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import click
+
+from publisher.ops.common import (
+    _app,
+)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the web endpoints until interrupted (behind your HTTPS reverse proxy).
+
+    Subscribers: /subscribe (double opt-in), /confirm/TOKEN, /unsubscribe/TOKEN (RFC 8058
+    one-click POST), /preferences/TOKEN (digests, frequency, topics, export, erasure).
+    Readers: the feeds under /feeds/ and the issue archive under /archive/, with their
+    media types, ETag and Last-Modified (304 on a conditional GET) and gzip.
+    """
+    import uvicorn
+
+    from publisher.web import create_app
+
+    app = _app(ctx)
+    uvicorn.run(create_app(app.config, app=app), host=host, port=port, log_level="info")
