@@ -29,9 +29,10 @@ from lxml import etree
 
 from publisher import syndication, websub
 from publisher.config import Config
+from publisher.feedlists import FeedGroup, index_html, opml
 from publisher.models import Article
 from publisher.store import FeedIndexRow, Store
-from publisher.syndication import Channel, FeedGroup
+from publisher.syndication import Channel
 from publisher.transports import write_atomic
 
 log = logging.getLogger(__name__)
@@ -228,8 +229,8 @@ def plan(config: Config, index: Sequence[FeedIndexRow], now: datetime) -> list[_
         FeedGroup("Topics", tuple(c for c, _ in tag_channels)),
         FeedGroup("Authors", tuple(c for c, _ in author_channels)),
     ]
-    opml_bytes = syndication.opml(config.site.title, groups, feeds.formats)
-    index_bytes = syndication.index_html(
+    opml_bytes = opml(config.site.title, groups, feeds.formats)
+    index_bytes = index_html(
         f"{config.site.title}: feeds",
         main,
         groups,

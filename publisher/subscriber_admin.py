@@ -21,7 +21,8 @@ from publisher import planning, subscriber_csv
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import Subscriber
 from publisher.pipeline import App
-from publisher.store.roster import ImportGroup, Suppression
+from publisher.store.roster import ImportGroup
+from publisher.store.suppressions import Suppression
 from publisher.subscriptions import AddressCheck, email_hash
 
 BATCH_ROWS = 5000

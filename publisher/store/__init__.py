@@ -51,6 +51,7 @@ from publisher.store.schema import (
     subscriptions,
     suppressions,
 )
+from publisher.store.suppressions import SuppressionsMixin
 from publisher.store.workers import WorkersMixin
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -174,12 +175,14 @@ def feed_id_for(article: Article, site_host: str, first_seen: datetime) -> str:
     return f"tag:{site_host},{first_seen:%Y-%m-%d}:{article.source}/{article.guid}"
 
 
-class Store(ClaimsMixin, WorkersMixin, LimitsMixin, PlanningMixin, SubscriberAdmin):
+class Store(ClaimsMixin, WorkersMixin, LimitsMixin, PlanningMixin, SubscriberAdmin,
+            SuppressionsMixin):  # fmt: skip
     """All database access. Create with :meth:`open`; every method is one transaction.
 
     Claims and results live in :mod:`publisher.store.claims`, the registry of sending
     processes in :mod:`publisher.store.workers`, subscriber administration (batched
-    import, suppressions) in :mod:`publisher.store.roster`.
+    import) in :mod:`publisher.store.roster`, the suppression list in
+    :mod:`publisher.store.suppressions`.
     """
 
     def __init__(self, engine: Engine) -> None:

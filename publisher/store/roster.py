@@ -1,4 +1,4 @@
-"""Subscriber administration in the store (database I/O): bulk import, suppressions, listing.
+"""Subscriber administration in the store (database I/O): bulk import, changes, listing.
 
 :class:`SubscriberAdmin` is mixed into :class:`publisher.store.Store`. Its import writes a
 whole batch of rows in one transaction with a few set-based statements (one lookup of the
@@ -6,9 +6,8 @@ addresses, one of the suppression list, one multi-row INSERT of subscribers with
 one of subscriptions) instead of several statements per row: that is what takes an import
 from about 250 rows/s to tens of thousands.
 
-The suppression list holds only SHA-256 hashes of addresses with the reason they must not
-be mailed again (``erased`` at their request, ``complaint`` about our mail); ``add`` and
-``import`` refuse every suppressed address unless the operator lifts it on purpose.
+The import checks the suppression list (:mod:`publisher.store.suppressions`) in the same
+transaction, so a suppressed address is refused whatever the batch.
 """
 
 from __future__ import annotations
@@ -20,15 +19,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from publisher.store.schema import UTCDateTime, issues, subscribers, subscriptions, suppressions
+from publisher.store.suppressions import Suppression
 
-# The dialect's INSERT with ON CONFLICT DO NOTHING: a concurrent writer of the same address
-# makes that row "already present" instead of failing the whole batch.
-_INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _IN_CHUNK = 900  # bound parameters per IN (...) list: well under SQLite's limit
-SUPPRESSION_REASONS = ("erased", "complaint")
 
 
 # One subscription to write: (digest id, frequency, topics). A plain tuple, because an
@@ -57,15 +52,6 @@ class BatchResult:
     present: list[str] = field(default_factory=list)
     refused: list[tuple[int, str, Suppression]] = field(default_factory=list)  # line, email, why
     subscriptions: int = 0
-
-
-@dataclass(frozen=True)
-class Suppression:
-    """An address (by hash) that must not be mailed again, and why."""
-
-    reason: str
-    created_at: datetime
-    note: str
 
 
 @dataclass(frozen=True)
@@ -286,50 +272,6 @@ class SubscriberAdmin:
             found = {digest_id: latest for digest_id, latest in rows}
         return {d: int(found.get(d) or 0) for d in digest_ids}
 
-    # -- suppressions ----------------------------------------------------------------------
-
-    def suppression(self, email_hash: str) -> Suppression | None:
-        """Why an address (by its hash) must not be mailed again; None when it may be."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(suppressions).where(suppressions.c.email_hash == email_hash)
-            ).first()
-        return None if row is None else Suppression(row.reason, row.created_at, row.note or "")
-
-    def suppress(self, email_hash: str, reason: str, now: datetime, note: str = "") -> None:
-        """Put an address (by its hash) on the suppression list; a newer reason replaces
-        an older one, so the list says what happened last."""
-        if reason not in SUPPRESSION_REASONS:
-            raise ValueError(f"unknown suppression reason {reason!r}")
-        values = {"email_hash": email_hash, "reason": reason, "created_at": now, "note": note[:500]}
-        with self.engine.begin() as conn:
-            statement = _INSERTS[conn.dialect.name](suppressions).values(**values)
-            conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["email_hash"],
-                    set_={"reason": reason, "created_at": now, "note": note[:500]},
-                )
-            )
-
-    def lift_suppression(self, email_hash: str) -> Suppression | None:
-        """Take an address off the suppression list; return what it was."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(suppressions).where(suppressions.c.email_hash == email_hash)
-            ).first()
-            if row is None:
-                return None
-            conn.execute(suppressions.delete().where(suppressions.c.email_hash == email_hash))
-            return Suppression(row.reason, row.created_at, row.note or "")
-
-    def suppression_counts(self) -> dict[str, int]:
-        """``{reason: count}`` of the suppression list."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(suppressions.c.reason, func.count()).group_by(suppressions.c.reason)
-            )
-            return {reason: int(count) for reason, count in rows}
-
     # -- changing and listing subscriptions -------------------------------------------------
 
     def set_tags(self, subscriber_id: int, digest_ids: Sequence[str], tags: Sequence[str]) -> int:
@@ -399,12 +341,6 @@ class SubscriberAdmin:
                     frequency=row.frequency,
                     tags=tuple(json.loads(row.tags)) if row.tags else (),
                 )
-
-    def suppressed_reasons(self) -> dict[str, str]:
-        """``{email_hash: reason}`` of the whole suppression list (it stays small)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(suppressions.c.email_hash, suppressions.c.reason))
-            return {h: r for h, r in rows}
 
     def analyze_subscribers(self) -> None:
         """Refresh the planner's statistics after a bulk import: a plan made for a nearly
