@@ -4,7 +4,7 @@ Everything else is declared in pyproject.toml. The built-in templates stay at th
 the repository, where the README and operators look for them, and are copied into the
 package only when a wheel is built, so there is one copy to edit. An installed package
 finds them next to its modules; a checkout or an editable install (which copies nothing)
-reads the repository's folder (see ``publisher.render.builtin_templates``).
+reads the repository's folder (see ``publisher.compose.render.builtin_templates``).
 """
 
 from __future__ import annotations

@@ -458,7 +458,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, interrupted)
 
     sys.path.insert(0, str(REPO))
-    from publisher import messages, pipeline
+    from publisher import pipeline
+    from publisher.compose import messages
     from publisher.config import load
 
     b_drain = a_drain = None

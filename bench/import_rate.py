@@ -142,8 +142,8 @@ def import_rate(kind: str, n: int, folder: Path) -> tuple[float, float, float, f
 
 def baseline_rate(kind: str, n: int, folder: Path) -> float:
     """Rows/s of the old per-row path: suppression lookup + add_subscriber for each row."""
+    from publisher.compose.subscriptions import email_hash, normalize_address
     from publisher.store import Store
-    from publisher.subscriptions import email_hash, normalize_address
 
     url = _fresh_url(kind, folder / "baseline") if kind == "postgresql" else (
         f"sqlite:///{folder / 'baseline.db'}"

@@ -12,7 +12,7 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from publisher import messages, render
+from publisher.compose import messages, render
 from publisher.config import DigestConfig, SiteConfig
 from publisher.models import Article, Citation
 

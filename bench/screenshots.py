@@ -53,9 +53,9 @@ def chromium() -> str | None:
 
 def sample_html() -> str:
     """The sample issue's HTML as a subscriber would get it (placeholders filled)."""
-    from publisher import messages, render
+    from publisher.collect.markdown import parse_article
+    from publisher.compose import messages, render
     from publisher.config import DigestConfig, SiteConfig
-    from publisher.sources.markdown import parse_article
 
     site = SiteConfig(
         title="Pleura Health News",

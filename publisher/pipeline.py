@@ -19,16 +19,20 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from publisher import bounces, dryrun, feedwriter, imap, messages, planning, render, sources
 from publisher import clock as clock_module
+from publisher.collect import registry as sources
+from publisher.compose import messages, planning, render
+from publisher.compose.links import make_token
 from publisher.config import Config, DigestConfig, SourceConfig, secret_from_env
-from publisher.delivery import DeliveryResult, deliver_issue, make_signer
+from publisher.deliver import bounces, imap
+from publisher.deliver.engine import DeliveryResult, deliver_issue, make_signer
+from publisher.deliver.liveness import SenderSession
+from publisher.deliver.transports import Transport, make_transport, write_atomic
 from publisher.errors import DeliveryError, PublisherError, SubscriberError, TransportError
-from publisher.liveness import SenderSession
 from publisher.models import Article, CollectReport, Issue, SendReport
+from publisher.services import dryrun
 from publisher.store import Store
-from publisher.tokens import make_token
-from publisher.transports import Transport, make_transport, write_atomic
+from publisher.syndicate import writer as feedwriter
 
 SIMILAR_POOL = 500
 FETCH_WORKERS = 4
@@ -169,7 +173,7 @@ slugify = feedwriter.slugify
 
 
 def write_feeds(app: App, *, force: bool = False) -> FeedsReport:
-    """Write every configured feed (see :mod:`publisher.feedwriter`): only what changed.
+    """Write every configured feed (see :mod:`publisher.syndicate.writer`): only what changed.
 
     ``force`` rebuilds every file instead of trusting the last build's fingerprints;
     files are still written only when their bytes changed.
@@ -485,7 +489,7 @@ def send_digest(
             note = f"dry run: issue {period.key} (#{existing.id}) already sent; nothing to send"
             reports.append(SendReport(digest_id=digest.id, note=note))
         return reports
-    from publisher import cadence
+    from publisher.services import cadence
 
     # Daily/weekly subscribers of a more frequent digest: roll-ups when their period closes.
     reports.extend(cadence.plan_rollups(app, digest, now))
@@ -534,7 +538,7 @@ def _create_regular_issue(
     app: App, digest: DigestConfig, period: planning.Period, articles: list[Article], now: datetime
 ) -> SendReport:
     """Create the period's issue and queue its deliveries (one set-based statement)."""
-    from publisher import cadence
+    from publisher.services import cadence
 
     subject = render.subject_for(digest, app.config.site, len(articles), now)
     issue, created = app.store.create_issue(

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from publisher.bounces import classify, parse_bounce, read_mailbox
+from publisher.deliver.bounces import classify, parse_bounce, read_mailbox
 from publisher.store import Store
 from tests.conftest import run_cli, write_config
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from publisher import cron
+from publisher.config import cron
 from tests.conftest import run_cli, write_config
 
 NY = ZoneInfo("America/New_York")

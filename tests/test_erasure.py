@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from publisher import pipeline
+from publisher.compose.links import make_token
 from publisher.config import load
-from publisher.tokens import make_token
 from publisher.web import create_app
 from tests.conftest import SmtpServer, run_cli, write_config
 

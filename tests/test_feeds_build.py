@@ -19,9 +19,10 @@ import pytest
 from lxml import etree
 
 from publisher import config as config_module
-from publisher import feedwriter, pipeline
+from publisher import pipeline
 from publisher.models import Article
 from publisher.store import Store
+from publisher.syndicate import writer as feedwriter
 from tests.feed_checks import A, check_atom, check_file, check_json_feed, check_rss, feedparse
 
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
@@ -421,7 +422,7 @@ def test_markdown_script_and_missing_date_through_the_cli(tmp_path: Path) -> Non
 
 
 def test_naive_datetimes_are_rejected(site: Site) -> None:
-    from publisher import syndication
+    from publisher.syndicate import model as syndication
 
     naive = dataclasses.replace(make_article(1), published_at=datetime(2026, 1, 1))
     channel = syndication.Channel("t", SITE, FEEDS_URL, "", "en", "")

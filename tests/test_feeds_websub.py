@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import pytest
 from lxml import etree
 
-from publisher import websub
+from publisher.syndicate import websub
 from tests.conftest import REPO, free_port, run_cli
 from tests.feed_checks import A, check_json_feed, check_rss
 from tests.test_feeds_build import FEEDS_URL, Site, make_article

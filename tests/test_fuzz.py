@@ -10,15 +10,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from publisher import messages, syndication
+from publisher.collect.feed import parse_feed
+from publisher.collect.markdown import parse_article
+from publisher.compose import messages
+from publisher.compose.links import TokenError, make_token, read_token
+from publisher.compose.render import RenderedIssue
+from publisher.compose.sanitize import clean_header_text, clean_html
 from publisher.config import SourceConfig
 from publisher.errors import ContentError
 from publisher.models import Article
-from publisher.render import RenderedIssue
-from publisher.sanitize import clean_header_text, clean_html
-from publisher.sources.feed import parse_feed
-from publisher.sources.markdown import parse_article
-from publisher.tokens import TokenError, make_token, read_token
+from publisher.syndicate import model as syndication
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

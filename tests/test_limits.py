@@ -26,7 +26,7 @@ from sqlalchemy import insert, select
 
 from publisher import pipeline
 from publisher.config import load
-from publisher.limits import lease_size
+from publisher.deliver.limits import lease_size
 from publisher.store import Store
 from publisher.store.schema import deliveries, subscribers, subscriptions
 from tests.conftest import SmtpServer, free_port, run_cli, write_config

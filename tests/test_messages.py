@@ -1,4 +1,4 @@
-"""Tests for publisher.messages (per-recipient mail bytes) and publisher.tokens."""
+"""Tests for publisher.compose.messages (per-recipient mail bytes) and publisher.compose.links."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from publisher import messages
-from publisher.render import GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
-from publisher.tokens import TokenError, make_token, read_token
+from publisher.compose import messages
+from publisher.compose.links import TokenError, make_token, read_token
+from publisher.compose.render import GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 UNSUBSCRIBE = "https://news.example.org/u?token=abc.def&digest=daily"

@@ -17,7 +17,7 @@ import pytest
 from alembic import command
 from sqlalchemy import insert, select
 
-from publisher.sanitize import plain_text
+from publisher.compose.sanitize import plain_text
 from publisher.store import Store, _alembic_config
 from publisher.store.schema import articles, settings
 from tests.conftest import run_cli, write_config

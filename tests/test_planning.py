@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from publisher.compose.planning import current_period, next_fire_time, select_articles
 from publisher.config import DigestConfig
 from publisher.models import Article
-from publisher.planning import current_period, next_fire_time, select_articles
 
 
 def _digest(schedule: str, tz: str = "UTC", **kw) -> DigestConfig:
@@ -67,8 +67,7 @@ def test_select_articles_filters_tags_caps_and_orders_newest_first() -> None:
 
 # -- daylight saving, with the trigger's own get_next_fire_time and pinned datetimes ------
 
-from publisher.config import ConfigError, parse_duration, parse_window  # noqa: E402
-from publisher.planning import (  # noqa: E402
+from publisher.compose.planning import (  # noqa: E402
     cadence_key,
     catch_up_period,
     closing_fire,
@@ -78,6 +77,7 @@ from publisher.planning import (  # noqa: E402
     trigger_for,
     window_start,
 )
+from publisher.config import ConfigError, parse_duration, parse_window  # noqa: E402
 
 
 def test_spring_forward_keeps_0800_paris_on_both_sides() -> None:

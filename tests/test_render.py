@@ -13,11 +13,11 @@ from pathlib import Path
 
 from lxml import html as lxml_html
 
-from publisher import render
+from publisher.collect.markdown import parse_article
+from publisher.compose import render
+from publisher.compose.plaintext import is_url
 from publisher.config import DigestConfig, SiteConfig
 from publisher.models import Article, Citation
-from publisher.plaintext import is_url
-from publisher.sources.markdown import parse_article
 from publisher.store import Store
 from tests.conftest import REPO, SmtpServer, require_tool, run_cli, write_config
 from tests.golden_files import assert_golden
@@ -294,7 +294,7 @@ def test_screenshots_and_no_horizontal_scroll_at_375(tmp_path: Path) -> None:
 
 def test_the_screenshot_page_is_the_personalised_issue() -> None:
     # bench/screenshots.py shoots the page a subscriber gets: personalised through
-    # publisher.messages, every placeholder filled in (one left would show as PUBLISHER_...).
+    # publisher.compose.messages, every placeholder filled in (one left would show as PUBLISHER_...).
     spec = importlib.util.spec_from_file_location("screenshots", REPO / "bench" / "screenshots.py")
     assert spec is not None and spec.loader is not None
     screenshots = importlib.util.module_from_spec(spec)

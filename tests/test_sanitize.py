@@ -1,4 +1,4 @@
-"""Tests for publisher.sanitize: header text, article HTML and plain-text excerpts."""
+"""Tests for publisher.compose.sanitize: header text, article HTML and plain-text excerpts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from publisher.sanitize import absolute_url, clean_header_text, clean_html, excerpt, html_to_text
+from publisher.compose.sanitize import (
+    absolute_url,
+    clean_header_text,
+    clean_html,
+    excerpt,
+    html_to_text,
+)
 
 BASE = "https://news.example.org/2026/11/story/"
 INJECTION = "=?utf-8?q?x=0D=0ABcc:=20victim@example.org?="

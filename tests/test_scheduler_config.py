@@ -11,7 +11,7 @@ import pytest
 
 from publisher.config import DigestConfig, ScheduleConfig, load
 from publisher.errors import ConfigError
-from publisher.scheduler import DaemonSettings
+from publisher.ops.scheduler import DaemonSettings
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = """

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from publisher import pipeline
+from publisher.collect.feed import parse_feed, stable_guid
+from publisher.collect.fetch import FetchError, FetchLimits, check_address, fetch
 from publisher.config import SourceConfig, load
-from publisher.sources.feed import parse_feed, stable_guid
-from publisher.sources.fetch import FetchError, FetchLimits, check_address, fetch
 from tests.conftest import write_config
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Tests for publisher.sources.markdown: collecting a folder of Markdown articles."""
+"""Tests for publisher.collect.markdown: collecting a folder of Markdown articles."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from publisher.collect import markdown
 from publisher.config import SourceConfig
 from publisher.errors import ContentError
 from publisher.models import Article, Citation
-from publisher.sources import markdown
 
 SITE = "https://news.example.org"
 CONTENT = Path(__file__).resolve().parent.parent / "content"

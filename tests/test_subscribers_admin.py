@@ -12,8 +12,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from publisher import config as config_module
 from publisher import pipeline
+from publisher.compose.subscriptions import AddressCheck, email_hash
 from publisher.errors import SubscriberError
-from publisher.subscriptions import AddressCheck, email_hash
 from tests.conftest import run_cli, write_config
 
 NOW = "2026-11-28T15:00:00+00:00"

@@ -1,4 +1,4 @@
-"""Tests for publisher.syndication: RSS 2.0, Atom 1.0 and JSON Feed 1.1 bytes.
+"""Tests for publisher.syndicate.model: RSS 2.0, Atom 1.0 and JSON Feed 1.1 bytes.
 
 RSS and Atom are read back with feedparser (always from bytes). feedparser 6.0 has no
 JSON Feed support, so the JSON feed is read back with :func:`json.loads`.
@@ -14,10 +14,10 @@ import feedparser
 import pytest
 from lxml import etree
 
-from publisher import syndication
+from publisher.collect.markdown import parse_article
 from publisher.models import Article
-from publisher.sources.markdown import parse_article
-from publisher.syndication import Channel
+from publisher.syndicate import model as syndication
+from publisher.syndicate.model import Channel
 
 SITE = "https://news.example.org/"
 FEEDS = "https://news.example.org/feeds/"

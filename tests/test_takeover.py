@@ -14,8 +14,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from publisher import journal
-from publisher.liveness import ALIVE, GONE, UNKNOWN, judge, process_alive, process_start
+from publisher.deliver import journal
+from publisher.deliver.liveness import ALIVE, GONE, UNKNOWN, judge, process_alive, process_start
 from publisher.models import SendOutcome
 from publisher.store import Store
 from publisher.store.workers import WorkerRow

@@ -7,7 +7,7 @@ import re
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from publisher.plaintext import is_url, wrap
+from publisher.compose.plaintext import is_url, wrap
 from tests.conftest import run_cli, write_config
 
 NOW = "2026-11-28T15:00:00+00:00"

@@ -213,7 +213,8 @@ def test_import_pending_sends_confirmations_and_reports_bad_lines(tmp_path: Path
 
 
 def test_erased_addresses_are_not_imported_again(tmp_path: Path) -> None:
-    from publisher import pipeline, subscriptions
+    from publisher import pipeline
+    from publisher.compose import subscriptions
 
     config_path = write_config(tmp_path)
     run_cli(config_path, "subscribers", "add", "gone@example.org", now=NOW)

@@ -22,9 +22,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from publisher import pipeline, subscriptions
+from publisher import pipeline
+from publisher.compose import subscriptions
+from publisher.compose.links import make_token
 from publisher.config import load
-from publisher.tokens import make_token
 from publisher.web import create_app
 from tests.conftest import write_config
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from publisher.tokens import TokenError, read_token
+from publisher.compose.links import TokenError, read_token
 from tests.conftest import free_port, run_cli, write_config
 
 # [web] secret_env is left out, so its default PUBLISHER_SECRET applies; neither it nor

@@ -151,7 +151,7 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int, log_format: 
     """
     # Imported here, not at the top: `publisher --help` runs no callback and needs neither.
     from publisher import config as config_module
-    from publisher import logs
+    from publisher.ops import logs
 
     logs.setup(log_format, logging.WARNING - 10 * min(verbose, 2))
     ctx.obj = config_path or config_module.default_path()

@@ -178,7 +178,7 @@ def normalize_email(raw: str) -> str:
 
 
 def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
-    from publisher.progress import format_seconds, issue_view
+    from publisher.ops.progress import format_seconds, issue_view
 
     issue = app.store.get_issue(issue_id)
     if issue is None:
@@ -208,7 +208,7 @@ def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
 
 
 def _print_holders(app: pipeline.App, issue_id: int) -> None:
-    from publisher import liveness
+    from publisher.deliver import liveness
 
     for h in liveness.issue_holders(app.store, issue_id):
         when = {

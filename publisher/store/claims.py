@@ -3,7 +3,7 @@
 A worker claims a batch of due deliveries of one issue: their status becomes ``sending``,
 ``worker_id`` names the worker (a ``workers`` row) and ``lease_until`` says until when the
 claim stands if nobody can tell whether the worker still lives. Which claims may be taken
-over is decided by the caller, who knows how to judge liveness (:mod:`publisher.liveness`):
+over is decided by the caller, who knows how to judge liveness (:mod:`publisher.deliver.liveness`):
 
 - ``takeover``: workers known to be gone; their ``sending`` rows are claimed at once;
 - ``lease_decides``: workers whose liveness cannot be known; their rows are claimed once

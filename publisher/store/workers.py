@@ -6,7 +6,7 @@ its own for its whole life: the server drops that lock the moment the session en
 process died, or its host did), so any other host can see that the worker is gone by
 reading ``pg_locks``, without waiting for a lease. A stopped (SIGSTOP) process keeps its
 session, hence its lock, hence its claims. SQLite has no such thing; there a process on
-another host can only be judged by its lease (see :mod:`publisher.liveness`).
+another host can only be judged by its lease (see :mod:`publisher.deliver.liveness`).
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ def bounces_import(ctx: click.Context, path: Path) -> None:
     days count as hard. Bounced subscribers get no more mail. Importing the same messages
     again counts nothing twice.
     """
-    from publisher import bounces as bounce_module
     from publisher import pipeline
+    from publisher.deliver import bounces as bounce_module
 
     app = _app(ctx)
     report = pipeline.BounceReport()

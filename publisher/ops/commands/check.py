@@ -20,8 +20,8 @@ def check(ctx: click.Context) -> None:
     next send. A "warn" line (such as a numeric day of week, which publisher 0.1 counted
     from Monday) does not fail the check.
     """
-    from publisher import checks
     from publisher.clock import now
+    from publisher.ops import checks
 
     results = checks.run_checks(ctx.find_root().obj, now())
     for result in results:

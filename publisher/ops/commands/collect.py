@@ -26,7 +26,7 @@ def collect(ctx: click.Context) -> None:
     progress bar counts the sources done.
     """
     from publisher import pipeline
-    from publisher.progress import bar
+    from publisher.ops.progress import bar
 
     app = _app(ctx)
     with bar("collecting", len(app.config.sources)) as advance:

@@ -38,7 +38,8 @@ def init(folder: Path, force: bool, email: str) -> None:
     article, writes the feeds and writes a message to outbox/. An existing config.toml is
     kept unless --force is given; an existing article or templates/ folder is always kept.
     """
-    from publisher import clock, pipeline, scaffold
+    from publisher import clock, pipeline
+    from publisher.ops import scaffold
 
     address = normalize_email(email) if email else ""  # a bad address fails before writing
     report = scaffold.init_site(folder, clock.now(), force=force)

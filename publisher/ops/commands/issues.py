@@ -45,21 +45,21 @@ def issues_list(ctx: click.Context, digest_id: str | None, limit: int, as_json: 
     """List the newest issues with their delivery counts."""
     from rich.table import Table
 
-    from publisher import toolbox
+    from publisher.ops import reports
 
     app = _app(ctx)
     if digest_id:
         app.config.digest(digest_id)
     found = [i for i in app.store.list_issues(limit if not digest_id else 5000) if not digest_id or i.digest_id == digest_id]
-    data = [toolbox.issue_data(app.store, i) for i in found[:limit]]
+    data = [reports.issue_data(app.store, i) for i in found[:limit]]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    table = Table("issue", "digest", "period", "created", "status", "articles", *toolbox.COUNT_KEYS)
+    table = Table("issue", "digest", "period", "created", "status", "articles", *reports.COUNT_KEYS)
     for row in data:
         table.add_row(
             str(row["id"]), row["digest"], row["period"], row["created_at"][:16].replace("T", " "),
-            row["status"], str(row["articles"]), *(str(row["counts"][k]) for k in toolbox.COUNT_KEYS),
+            row["status"], str(row["articles"]), *(str(row["counts"][k]) for k in reports.COUNT_KEYS),
         )  # fmt: skip
     _console().print(table)
     click.echo(f"{len(data)} issue(s)")
@@ -124,8 +124,8 @@ def issues_resend(ctx: click.Context, issue_id: int, failed: bool) -> None:
     click.echo(f"requeued  {requeued} failed delivery(ies) of issue #{issue_id}")
     if not requeued:
         return
-    from publisher.progress import attached
-    from publisher.worker import stop_on_signals
+    from publisher.ops.progress import attached
+    from publisher.ops.worker import stop_on_signals
 
     with stop_on_signals() as stop, attached(app, sys.stderr):
         report = pipeline.deliver_open_issue(app, app.store.get_issue(issue.id) or issue, stop)

@@ -43,7 +43,7 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
 
     app = _app(ctx)
     if not once:
-        from publisher.scheduler import run_daemon
+        from publisher.ops.scheduler import run_daemon
 
         every = None
         if collect_every is not None:

@@ -44,8 +44,8 @@ def send(ctx: click.Context, digest: str, dry_run: bool, to: str | None, queue_o
         preview = pipeline.send_test(app, digest, normalize_email(to))
         click.echo(f"test      {preview.label}: [TEST] {preview.rendered.subject!r} sent to {to}")
         return
-    from publisher.progress import attached
-    from publisher.worker import stop_on_signals
+    from publisher.ops.progress import attached
+    from publisher.ops.worker import stop_on_signals
 
     # SIGTERM/SIGINT: finish the messages in flight, record them, leave the rest queued, exit 0.
     with stop_on_signals() as stop, attached(app, sys.stderr), _registered(app, "send", dry_run or queue_only):

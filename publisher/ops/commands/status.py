@@ -40,7 +40,7 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     ETA, any "slow down" backoff from the relay, the most common failure replies, and
     which workers hold its deliveries in flight.
     """
-    from publisher import toolbox
+    from publisher.ops import reports
 
     app = _app(ctx)
     if issue_id is not None:
@@ -48,7 +48,7 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
         return
     now = app.clock()
     if as_json:
-        click.echo(json.dumps(toolbox.status_data(app, now), indent=2))
+        click.echo(json.dumps(reports.status_data(app, now), indent=2))
         return
     console = _console()
     _print_digests(console, app, now)
@@ -57,7 +57,7 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     throttle = app.store.throttle()
     if throttle and throttle["until"] > now:
         click.echo(f"backoff   relay asked to slow down; paused until {throttle['until']:%H:%M:%S} UTC ({throttle['reply']})")
-    for relay in toolbox.relay_data(app):
+    for relay in reports.relay_data(app):
         _print_relay(relay)
     for paused in app.store.paused_buckets():
         click.echo(f"paused    {paused['key']} until {paused['until']:%H:%M:%S} UTC ({paused['reply']})")
@@ -74,7 +74,7 @@ def _print_digests(console: Console, app: pipeline.App, now: datetime) -> None:
     """The table of digests: schedule, current period, next send and last issue."""
     from rich.table import Table
 
-    from publisher import planning
+    from publisher.compose import planning
 
     digests = Table("digest", "schedule", "time zone", "current period", "next send", "last issue")
     for digest in app.config.digests:
@@ -135,7 +135,7 @@ def _print_issues(console: Console, app: pipeline.App, now: datetime) -> None:
 
 
 def _print_workers(app: pipeline.App) -> None:
-    from publisher import liveness
+    from publisher.deliver import liveness
 
     for w in liveness.workers_data(app.store):
         click.echo(

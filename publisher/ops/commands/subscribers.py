@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from publisher import planning
+from publisher.compose import planning
 from publisher.ops.common import (
     _app,
     _console,
@@ -84,7 +84,7 @@ def subscribers_add(
     bounced, unsubscribed, erased or complaining address is refused (exit 1) unless you
     pass --reactivate. To change settings only, use `subscribers set`.
     """
-    from publisher.subscriber_admin import add
+    from publisher.services.subscribers import add
 
     app = _app(ctx)
     outcome = add(
@@ -120,7 +120,7 @@ def subscribers_set(
     changes the status. Example: `publisher subscribers set ana@example.org --digest daily
     --frequency weekly`; `--tags ""` clears the topics.
     """
-    from publisher.subscriber_admin import change
+    from publisher.services.subscribers import change
 
     if frequency is None and tags is None and name is None:
         raise click.UsageError("nothing to change: give --frequency, --tags or --name")
@@ -186,8 +186,8 @@ def subscribers_import(
     (an invalid address, an unknown digest, an unclosed quote, too many fields) are
     reported by line and skipped; the exit code is then 1.
     """
-    from publisher.progress import bar
-    from publisher.subscriber_admin import import_csv
+    from publisher.ops.progress import bar
+    from publisher.services.subscribers import import_csv
 
     app = _app(ctx)
     with contextlib.ExitStack() as stack:
@@ -221,7 +221,7 @@ def subscribers_list(ctx: click.Context, status: str | None) -> None:
     """
     from rich.table import Table
 
-    from publisher.subscriptions import email_hash
+    from publisher.compose.subscriptions import email_hash
 
     app = _app(ctx)
     suppressed = app.store.suppressed_reasons()
@@ -270,7 +270,7 @@ def subscribers_remove(
     The row is kept (status unsubscribed) for the delivery history, and so that a later
     import does not add the address back.
     """
-    from publisher.subscriber_admin import remove
+    from publisher.services.subscribers import remove
 
     if digest and complaint:
         raise click.UsageError("--complaint leaves every digest; drop --digest")
@@ -290,7 +290,7 @@ def subscribers_export(ctx: click.Context, out: Path | None) -> None:
     spreadsheet would run as a formula are prefixed with a quote. Erased subscribers are
     left out.
     """
-    from publisher.subscriber_csv import export_lines
+    from publisher.services.subscriber_csv import export_lines
 
     app = _app(ctx)
     rows = (

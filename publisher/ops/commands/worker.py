@@ -30,8 +30,8 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
     relay that keeps failing is marked unhealthy for every worker; mail moves to the next.
     """
     from publisher import pipeline
-    from publisher.progress import attached
-    from publisher.worker import run_worker, stop_on_signals
+    from publisher.ops.progress import attached
+    from publisher.ops.worker import run_worker, stop_on_signals
 
     app = _app(ctx)
     logging.getLogger("publisher").setLevel(logging.INFO)

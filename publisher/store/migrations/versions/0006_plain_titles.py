@@ -2,7 +2,7 @@
 
 Articles collected before titles were made plain text may hold markup such as
 ``Clinical trial roundup <script>...</script>`` or ``Fish &amp; chips``. This data
-migration runs them through the same :func:`publisher.sanitize.plain_text` the collectors
+migration runs them through the same :func:`publisher.compose.sanitize.plain_text` the collectors
 now use, and, when it changed a row, forgets the feed writer's fingerprints (they hash
 content, not titles) so the next build rewrites the feeds. No schema change.
 
@@ -16,7 +16,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from publisher.sanitize import plain_text
+from publisher.compose.sanitize import plain_text
 
 revision = "0006_plain_titles"
 down_revision = "0005"

@@ -1,0 +1,131 @@
+"""What the operator's commands report (store reads; no output of its own).
+
+``publisher status --json`` and ``publisher issues list --json`` print these dictionaries
+as they are, so their keys are a contract for monitoring: datetimes are ISO 8601 strings
+in UTC, counts are integers, and a missing value is ``null``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from publisher.compose import planning
+from publisher.deliver import liveness
+from publisher.models import Issue
+from publisher.store import Store
+
+COUNT_KEYS = ("queued", "sending", "sent", "failed", "bounced", "skipped")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def issue_data(store: Store, issue: Issue) -> dict[str, Any]:
+    """One issue with its delivery counts (every state present, zero when none)."""
+    return {
+        "id": issue.id,
+        "digest": issue.digest_id,
+        "period": issue.period,
+        "cadence": store.issue_cadence(issue.id),
+        "subject": issue.subject,
+        "status": issue.status,
+        "created_at": _iso(issue.created_at),
+        "articles": len(issue.article_ids),
+        "counts": store.delivery_counts(issue.id),
+    }
+
+
+def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
+    """Digests with their next fire time and last issue, recent issues, failing sources,
+    the retry queue, the relay's last slow-down, the article count, held sends, each
+    relay's health, the limits paused cluster-wide now and the registered sending
+    processes (state alive/gone/unknown, claims held, lease)."""
+    store: Store = app.store
+    digests = []
+    for digest in app.config.digests:
+        period = planning.current_period(digest, now)
+        last = store.last_issue(digest.id)
+        digests.append(
+            {
+                "id": digest.id,
+                "schedule": digest.schedule,
+                "timezone": digest.timezone,
+                "current_period": period.key if period else None,
+                "next_fire_time": _iso(planning.next_fire_time(digest, now)),
+                "last_issue": issue_data(store, last) if last else None,
+            }
+        )
+    sources = [
+        {
+            "source": s["source"],
+            "consecutive_failures": s["consecutive_failures"],
+            "last_error": s["last_error"],
+            "last_success_at": _iso(s["last_success_at"]),
+        }
+        for s in store.source_states()
+    ]
+    throttle = store.throttle()
+    if throttle and throttle["until"] <= now:
+        throttle = None
+    return {
+        "now": _iso(now),
+        "digests": digests,
+        "issues": [issue_data(store, i) for i in store.list_issues(recent)],
+        "failing_sources": [s for s in sources if s["last_error"]],
+        "retry_queue": store.retry_queue_size(),
+        "throttle": None
+        if throttle is None
+        else {"until": _iso(throttle["until"]), "reply": throttle["reply"]},
+        "articles": store.count_articles(),
+        "relays": relay_data(app),
+        "paused": [
+            {"key": b["key"], "until": _iso(b["until"]), "reply": b["reply"]}
+            for b in store.paused_buckets()
+        ],
+        "held": held_data(store, now, recent),
+        "workers": liveness.workers_data(store),
+    }
+
+
+def relay_data(app: Any) -> list[dict[str, Any]]:
+    """Each relay (``smtp`` transport only) with its shared health: ``state`` is
+    ``healthy`` or ``unhealthy``; ``recheck_at`` says when an unhealthy one is tried again."""
+    if app.config.delivery.transport != "smtp":
+        return []
+    states = app.store.relay_states()
+    rows = []
+    for relay in app.config.relay_list:
+        state = states.get(relay.label)
+        healthy = state is None or state.healthy
+        rows.append(
+            {
+                "name": relay.label,
+                "host": relay.host,
+                "port": relay.port,
+                "priority": relay.priority,
+                "rate": relay.rate,
+                "state": "healthy" if healthy else "unhealthy",
+                "failures": state.failures if state else 0,
+                "refusals": state.refusals if state else 0,
+                "last_error": state.last_error if state and state.last_error else None,
+                "changed_at": _iso(state.changed_at) if state else None,
+                "recheck_at": None
+                if healthy or state is None
+                else _iso(datetime.fromtimestamp(state.recheck_at, UTC)),
+            }
+        )
+    return rows
+
+
+def held_data(store: Store, now: datetime, recent: int = 20) -> list[dict[str, Any]]:
+    """Open issues whose first attempts a ``send_window`` still holds: how many, until when."""
+    held = []
+    for issue in store.list_issues(recent):
+        if issue.status != "sending":
+            continue
+        count, until = store.held_deliveries(issue.id, now)
+        if count:
+            held.append({"issue": issue.id, "count": count, "until": _iso(until)})
+    return held
