@@ -87,11 +87,12 @@ def free_port() -> int:
 
 def build(url: str, n: int, folder: Path, config: Path) -> int:
     """Collect the sample articles, make one issue and N queued deliveries; return its id."""
-    from publisher import pipeline
+    from publisher.app import open_app
     from publisher.config import load
+    from publisher.services import collecting
 
-    app = pipeline.open_app(load(config), clock=lambda: datetime(2026, 12, 1, 12, tzinfo=UTC))
-    pipeline.collect(app)
+    app = open_app(load(config), clock=lambda: datetime(2026, 12, 1, 12, tzinfo=UTC))
+    collecting.collect(app)
     articles = [a.id for a in app.store.recent_articles(10) if a.id is not None]
     issue, _ = app.store.create_issue("daily", "bench", "Bench issue", articles, app.clock())
     started = time.monotonic()

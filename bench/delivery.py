@@ -458,9 +458,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, interrupted)
 
     sys.path.insert(0, str(REPO))
-    from publisher import pipeline
+    from publisher.app import open_app
     from publisher.compose import messages
     from publisher.config import load
+    from publisher.services import composing, sending
 
     b_drain = a_drain = None
     with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
@@ -472,11 +473,11 @@ def main() -> None:
             sink = Sink()
         try:
             config = load(write_config(folder, sink.port, args.connections))
-            app = pipeline.open_app(config, clock=lambda: NOW)
+            app = open_app(config, clock=lambda: NOW)
             seed(app, args.n)
 
             start = time.perf_counter()
-            [queued] = pipeline.send_digest(app, "daily", queue_only=True)
+            [queued] = sending.send_digest(app, "daily", queue_only=True)
             planning = time.perf_counter() - start
             assert queued.planned == args.n, queued
             issue = queued.issue
@@ -484,7 +485,7 @@ def main() -> None:
 
             # One real message of this issue, for the baseline and for its size.
             digest = config.digest("daily")
-            rendered = pipeline.render_issue(
+            rendered = composing.render_issue(
                 app, digest, app.store.articles_by_id(issue.article_ids), issue.created_at
             )
             template = messages.prepare(

@@ -24,8 +24,9 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from publisher import config as config_module
-from publisher import pipeline
+from publisher.app import App
 from publisher.models import Article
+from publisher.services import feeds as feed_service
 from publisher.store import Store, feed_id_for
 from publisher.store.schema import articles as articles_table
 
@@ -71,9 +72,9 @@ def seed(store: Store, count: int, tags: int) -> None:
             conn.execute(insert(articles_table), rows[start : start + 1000])
 
 
-def timed(app: pipeline.App, **kwargs: bool) -> tuple[float, pipeline.FeedsReport]:
+def timed(app: App, **kwargs: bool) -> tuple[float, feed_service.FeedsReport]:
     start = time.perf_counter()
-    report = pipeline.write_feeds(app, **kwargs)
+    report = feed_service.write_feeds(app, **kwargs)
     return time.perf_counter() - start, report
 
 
@@ -95,7 +96,7 @@ def main() -> None:
         config = config_module.load(path)
         store = Store.open(config.store_url)
         seed(store, args.articles, args.tags)
-        app = pipeline.App(config=config, store=store, clock=lambda: NOW)
+        app = App(config=config, store=store, clock=lambda: NOW)
 
         full, report = timed(app)
         files = len(report.written)

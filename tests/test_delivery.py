@@ -21,10 +21,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select
 
-from publisher import pipeline
+from publisher.app import App, open_app
 from publisher.config import DeliveryConfig, load
 from publisher.deliver.engine import is_bounce, is_throttle, retry_delay
 from publisher.deliver.limits import Pacer
+from publisher.services import collecting, sending
 from publisher.store import Store
 from publisher.store.schema import deliveries, subscribers, subscriptions
 from tests.conftest import SmtpServer, free_port, run_cli, write_config
@@ -141,14 +142,14 @@ def add_many(store: Store, n: int, digest: str = "daily", start: int = 0) -> lis
 
 def smtp_app(
     tmp_path: Path, server: SmtpServer, extra_delivery: str = "", clock: Clock | None = None
-) -> pipeline.App:
+) -> App:
     config_path = write_config(tmp_path, transport="smtp", smtp=server)
     if extra_delivery:
         text = config_path.read_text().replace(
             "retry_base_seconds = 60\n", f"retry_base_seconds = 60\n{extra_delivery}\n"
         )
         config_path.write_text(text)
-    return pipeline.open_app(load(config_path), clock=clock or Clock(T0))
+    return open_app(load(config_path), clock=clock or Clock(T0))
 
 
 def test_451_is_retried_550_bounces_and_the_batch_goes_on(
@@ -166,8 +167,8 @@ def test_451_is_retried_550_bounces_and_the_batch_goes_on(
                  "policy@example.org", "z@example.org")  # fmt: skip
     for address in addresses:
         app.store.add_subscriber(address, "", ["daily"], T0)
-    pipeline.collect(app)
-    [report] = pipeline.send_digest(app, "daily")
+    collecting.collect(app)
+    [report] = sending.send_digest(app, "daily")
     assert (report.sent, report.failed, report.bounced, report.retrying) == (2, 1, 1, 1)
     assert sorted(handler.per_rcpt()) == ["a@example.org", "z@example.org"]
     assert sorted(app.store.failures(report.issue.id)) == [
@@ -180,11 +181,11 @@ def test_451_is_retried_550_bounces_and_the_batch_goes_on(
     assert status["policy@example.org"] == "active"
 
     # Not due yet: nothing is sent. After the backoff, the server accepts it.
-    [early] = pipeline.send_digest(app, "daily")
+    [early] = sending.send_digest(app, "daily")
     assert early.sent == 0
     handler.rcpt_replies.pop("later@example.org")
     clock.at = T0 + timedelta(hours=1)
-    [resumed] = pipeline.send_digest(app, "daily")
+    [resumed] = sending.send_digest(app, "daily")
     assert resumed.sent == 1 and resumed.note == "resumed"
     counts = app.store.delivery_counts(report.issue.id)
     assert (counts["sent"], counts["failed"], counts["bounced"], counts["queued"]) == (3, 1, 1, 0)
@@ -223,8 +224,8 @@ def test_a_pooled_connection_closed_while_idle_costs_no_attempt(
     clock = Clock(T0)
     app = smtp_app(tmp_path, scripted, clock=clock)
     emails = add_many(app.store, 8)
-    pipeline.collect(app)
-    [report] = pipeline.send_digest(app, "daily")
+    collecting.collect(app)
+    [report] = sending.send_digest(app, "daily")
     # The server closed the connection before the 4th message's MAIL: it goes again at
     # once on a new connection, as its first attempt, and nothing waits for a retry.
     assert (report.sent, report.retrying, report.failed) == (8, 0, 0)
@@ -242,8 +243,8 @@ def test_rate_limit_is_never_exceeded(tmp_path: Path, scripted: SmtpServer) -> N
     handler: ScriptedHandler = scripted.handler  # type: ignore[assignment]
     app = smtp_app(tmp_path, scripted, "rate_limit = 20\nconnections = 2")
     add_many(app.store, 75)
-    pipeline.collect(app)
-    pipeline.send_digest(app, "daily")
+    collecting.collect(app)
+    sending.send_digest(app, "daily")
     times = sorted(r.at for r in handler.received)
     assert len(times) == 75
     span = times[-1] - times[0]
@@ -260,9 +261,9 @@ def test_slow_down_reply_pauses_and_shows_in_status(tmp_path: Path, scripted: Sm
     clock = Clock(T0)
     app = smtp_app(tmp_path, scripted, "throttle_seconds = 1", clock=clock)
     add_many(app.store, 6)
-    pipeline.collect(app)
+    collecting.collect(app)
     started = time.monotonic()
-    [report] = pipeline.send_digest(app, "daily")
+    [report] = sending.send_digest(app, "daily")
     assert (report.sent, report.retrying) == (5, 1)
     # After the 421 every connection waited the backoff before the next message.
     after = [r.at for r in handler.received if r.rcpt in emails[3:]]

@@ -10,9 +10,10 @@ from pathlib import Path
 import dkim
 import pytest
 
-from publisher import pipeline
+from publisher.app import open_app
 from publisher.config import load
 from publisher.errors import ConfigError
+from publisher.services import collecting, sending
 from tests.conftest import SmtpServer, write_config
 from tests.test_delivery import T0, Clock, ScriptedHandler, scripted  # noqa: F401
 
@@ -47,10 +48,10 @@ def test_sent_messages_are_signed_including_list_unsubscribe_post(
             f'private_key_path = "{key}"\n'
         ),
     )
-    app = pipeline.open_app(load(config_path), clock=Clock(T0))
+    app = open_app(load(config_path), clock=Clock(T0))
     app.store.add_subscriber("a@example.org", "Ann", ["daily"], T0)
-    pipeline.collect(app)
-    [report] = pipeline.send_digest(app, "daily")
+    collecting.collect(app)
+    [report] = sending.send_digest(app, "daily")
     assert report.sent == 1
     raw = handler.received[0].raw
     assert raw is not None and raw.startswith(b"DKIM-Signature:")
@@ -119,10 +120,10 @@ def test_the_signature_covers_to_reply_to_list_id_and_content_type(
             'retry_base_seconds = 60\nreply_to = "Newsroom <desk@news.example.org>"\n',
         )
     )
-    app = pipeline.open_app(load(config_path), clock=Clock(T0))
+    app = open_app(load(config_path), clock=Clock(T0))
     app.store.add_subscriber("ann@example.org", "Ann", ["daily"], T0)
-    pipeline.collect(app)
-    [report] = pipeline.send_digest(app, "daily")
+    collecting.collect(app)
+    [report] = sending.send_digest(app, "daily")
     app.store.close()
     assert report.sent == 1
     raw = handler.received[0].raw

@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from publisher import pipeline
+from publisher.app import open_app
 from publisher.config import load
+from publisher.services import collecting
 from publisher.store import Store
 from publisher.store.schema import deliveries, subscribers, workers
 from tests.conftest import SmtpServer, free_port, run_cli, write_config
@@ -75,8 +76,8 @@ def _wait_for(handler: ScriptedHandler, count: int, proc: subprocess.Popen[str])
 
 def _prepare(config: Path, n: int) -> Store:
     """Collect the sample articles and add ``n`` subscribers (in this process)."""
-    app = pipeline.open_app(load(config), clock=lambda: T0)
-    pipeline.collect(app)
+    app = open_app(load(config), clock=lambda: T0)
+    collecting.collect(app)
     add_many(app.store, n)
     return app.store
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from publisher import pipeline
+from publisher.app import open_app
 from publisher.config import load
+from publisher.services import collecting
 from tests.conftest import SmtpServer, run_cli, write_config
 from tests.test_delivery import ScriptedHandler, add_many, scripted  # noqa: F401
 from tests.test_delivery_process import _by_status
@@ -56,8 +57,8 @@ def test_sigterm_mid_send_drains_records_exits_0_and_a_later_run_finishes(
             "retry_base_seconds = 60\nconnections = 2\nrate_limit = 60\n",
         )
     )
-    app = pipeline.open_app(load(config))
-    pipeline.collect(app)
+    app = open_app(load(config))
+    collecting.collect(app)
     add_many(app.store, N)
     store = app.store
     if command == ("worker",):

@@ -16,7 +16,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-from publisher import pipeline
+from publisher.app import open_app
 from publisher.compose.links import make_token
 from publisher.config import load
 from publisher.web import create_app
@@ -84,7 +84,7 @@ def test_erasure_scrubs_bounce_records_and_smtp_replies(
     assert ADDRESS in run_cli(config, "status", "1", now=now).stdout  # the reply, in status
 
     # The owner deletes their data from the preferences page.
-    app = pipeline.open_app(load(config), clock=lambda: NOW)
+    app = open_app(load(config), clock=lambda: NOW)
     sub = app.store.find_subscriber(ADDRESS)
     assert sub is not None
     token = make_token(app.secret(), "preferences", sub.id, "", NOW)

@@ -19,8 +19,9 @@ import pytest
 from lxml import etree
 
 from publisher import config as config_module
-from publisher import pipeline
+from publisher.app import App
 from publisher.models import Article
+from publisher.services import feeds as feed_service
 from publisher.store import Store
 from publisher.syndicate import writer as feedwriter
 from tests.feed_checks import A, check_atom, check_file, check_json_feed, check_rss, feedparse
@@ -82,7 +83,7 @@ class Site:
         self.config = config_module.load(self.path)
         self.store = Store.open(self.config.store_url)
         self.now = now
-        self.app = pipeline.App(config=self.config, store=self.store, clock=lambda: self.now)
+        self.app = App(config=self.config, store=self.store, clock=lambda: self.now)
         self.out = self.config.feeds.output_dir
 
     def add(self, *articles: Article) -> None:
@@ -90,7 +91,7 @@ class Site:
             self.store.upsert_article(article, self.now, "news.example.org")
 
     def build(self, **kwargs: object) -> feedwriter.FeedsReport:
-        return pipeline.write_feeds(self.app, **kwargs)  # type: ignore[arg-type]
+        return feed_service.write_feeds(self.app, **kwargs)  # type: ignore[arg-type]
 
     def read(self, rel: str) -> bytes:
         return (self.out / rel).read_bytes()

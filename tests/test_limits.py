@@ -24,9 +24,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select
 
-from publisher import pipeline
+from publisher.app import open_app
 from publisher.config import load
 from publisher.deliver.limits import lease_size
+from publisher.services import collecting
 from publisher.store import Store
 from publisher.store.schema import deliveries, subscribers, subscriptions
 from tests.conftest import SmtpServer, free_port, run_cli, write_config
@@ -44,8 +45,8 @@ def _config(
 
 def _prepare(config: Path, emails: list[str]) -> Store:
     """Collect the sample articles and subscribe ``emails`` to ``daily`` (in this process)."""
-    app = pipeline.open_app(load(config), clock=lambda: T0)
-    pipeline.collect(app)
+    app = open_app(load(config), clock=lambda: T0)
+    collecting.collect(app)
     with app.store.engine.begin() as conn:
         conn.execute(
             insert(subscribers),

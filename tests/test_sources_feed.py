@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from publisher import pipeline
+from publisher.app import App, open_app
 from publisher.collect.feed import parse_feed, stable_guid
 from publisher.collect.fetch import FetchError, FetchLimits, check_address, fetch
 from publisher.config import SourceConfig, load
+from publisher.services import collecting
 from tests.conftest import write_config
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -134,7 +135,7 @@ class FeedServer:
 @pytest.fixture(autouse=True)
 def short_politeness(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every fixture feed lives on one host; a full second between them only slows the tests.
-    monkeypatch.setattr(pipeline, "POLITENESS_SECONDS", 0.05)
+    monkeypatch.setattr(collecting, "POLITENESS_SECONDS", 0.05)
 
 
 @pytest.fixture
@@ -162,7 +163,7 @@ def _sources_toml(server: FeedServer, entries: list[tuple[str, str, str]]) -> st
     return "\n".join(lines)
 
 
-def _app(tmp_path: Path, server: FeedServer, entries: list[tuple[str, str, str]]) -> pipeline.App:
+def _app(tmp_path: Path, server: FeedServer, entries: list[tuple[str, str, str]]) -> App:
     config_path = write_config(tmp_path)
     text = config_path.read_text(encoding="utf-8")
     text = text.replace(
@@ -170,7 +171,7 @@ def _app(tmp_path: Path, server: FeedServer, entries: list[tuple[str, str, str]]
         _sources_toml(server, entries) + '\n[[sources]]\nname = "newsroom"',
     )
     config_path.write_text(text, encoding="utf-8")
-    return pipeline.open_app(load(config_path), clock=lambda: NOW)
+    return open_app(load(config_path), clock=lambda: NOW)
 
 
 def test_every_format_is_collected_and_sanitized(tmp_path: Path, feed_server: FeedServer) -> None:
@@ -184,7 +185,7 @@ def test_every_format_is_collected_and_sanitized(tmp_path: Path, feed_server: Fe
             ("rdf", "/rss1.rdf", ""),
         ],
     )
-    report = pipeline.collect(app)
+    report = collecting.collect(app)
     assert report.errors == []
     stored = {a.title: a for a in app.store.recent_articles(100)}
     assert {"Partner item one", "Partner item two", "Atom entry", "JSON item", "RDF item"} <= set(
@@ -203,16 +204,16 @@ def test_every_format_is_collected_and_sanitized(tmp_path: Path, feed_server: Fe
     assert stored["JSON item"].author == "Jo" and stored["JSON item"].tags == ("research",)
     assert stored["RDF item"].published_at == datetime(2026, 11, 21, tzinfo=UTC)
     assert report.new == 5 + 7  # the markdown source still ran
-    again = pipeline.collect(app)
+    again = collecting.collect(app)
     assert again.new == 0 and again.updated == 0
 
 
 def test_conditional_get_and_304_costs_no_parse(tmp_path: Path, feed_server: FeedServer) -> None:
     app = _app(tmp_path, feed_server, [("etag", "/etag.xml", "")])
-    pipeline.collect(app)
+    collecting.collect(app)
     [state] = [s for s in app.store.source_states() if s["source"] == "etag"]
     assert state["etag"] == '"v1"'
-    second = pipeline.collect(app)
+    second = collecting.collect(app)
     assert feed_server.conditional_hits == 1
     assert second.errors == [] and second.unchanged == 7  # only the markdown files were looked at
 
@@ -235,7 +236,7 @@ def test_bad_sources_are_reported_and_the_rest_collected(
             ("metadata", "/metadata", ""),
         ],
     )
-    report = pipeline.collect(app)
+    report = collecting.collect(app)
     text = "\n".join(report.errors)
     assert "'missing'" in text and "HTTP 404" in text
     assert "'laughs'" in text and "declares XML entities" in text
@@ -253,8 +254,8 @@ def test_bad_sources_are_reported_and_the_rest_collected(
     assert set(failing) == {"missing", "laughs", "xxe", "broken", "big", "slow", "loop", "metadata"}
 
     # The second failure in a row is not reported again; the third is, once.
-    assert pipeline.collect(app).errors == []
-    third = pipeline.collect(app).errors
+    assert collecting.collect(app).errors == []
+    third = collecting.collect(app).errors
     assert len(third) == 8 and all("failing for 3 runs in a row" in e for e in third)
 
 
@@ -299,7 +300,7 @@ def test_initial_items_and_tag_filters(tmp_path: Path, feed_server: FeedServer) 
             ("filtered", "/feed.json", 'exclude_tags = ["sports"]\ntags = ["partner"]'),
         ],
     )
-    pipeline.collect(app)
+    collecting.collect(app)
     stored = {
         a.title: a for a in app.store.recent_articles(100) if a.source in ("first", "filtered")
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher import pipeline
+from publisher.services import collecting
 from tests.conftest import run_cli, write_config
 
 RSS = """<?xml version="1.0" encoding="utf-8"?>
@@ -106,7 +106,7 @@ def test_one_host_is_fetched_one_at_a_time_with_the_delay_others_meanwhile(
     result = run_cli(config, "collect", now="2026-11-28T12:00:00+00:00")
     assert "12 new" in result.stdout, result.stdout  # 5 feed items + the 7 sample articles
 
-    delay = pipeline.POLITENESS_SECONDS
+    delay = collecting.POLITENESS_SECONDS
     assert delay == 1.0  # the shipped value is what ran in the subprocess
     for host, count in ((first, 3), (second, 2)):
         timeline = host.timeline()

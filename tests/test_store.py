@@ -9,9 +9,10 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from publisher import pipeline
+from publisher.app import open_app
 from publisher.config import load
 from publisher.models import Article, SendOutcome
+from publisher.services import cycle
 from publisher.store import Store
 from publisher.store.schema import metadata
 from tests.conftest import write_config
@@ -162,14 +163,14 @@ def test_import_does_not_resubscribe(store_url: str) -> None:
 def test_whole_cycle_on_this_backend(store_url: str, tmp_path: Path) -> None:
     """collect -> feeds -> send with the file transport, through the pipeline, on this backend."""
     config = load(write_config(tmp_path, store_url=store_url))
-    app = pipeline.open_app(config, clock=lambda: T0 + timedelta(hours=3))
+    app = open_app(config, clock=lambda: T0 + timedelta(hours=3))
     app.store.add_subscriber("a@example.org", "A", ["daily"], T0)
     app.store.add_subscriber("b@example.org", "B", ["daily"], T0)
-    report = pipeline.run_once(app)
+    report = cycle.run_once(app)
     assert report.collected.new == 7 and report.errors == []
     assert sum(r.sent for r in report.sends) == 2
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
-    again = pipeline.run_once(app)
+    again = cycle.run_once(app)
     assert sum(r.sent for r in again.sends) == 0 and again.collected.unchanged == 7
     app.store.close()
 

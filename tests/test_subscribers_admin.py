@@ -11,7 +11,7 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 
 from publisher import config as config_module
-from publisher import pipeline
+from publisher.app import open_app
 from publisher.compose.subscriptions import AddressCheck, email_hash
 from publisher.errors import SubscriberError
 from tests.conftest import run_cli, write_config
@@ -65,7 +65,7 @@ def test_add_frequency_on_an_existing_subscriber_joins_no_digest(tmp_path: Path)
 
 
 def _erase(config: Path, address: str) -> None:
-    app = pipeline.open_app(config_module.load(config))
+    app = open_app(config_module.load(config))
     try:
         sub = app.store.find_subscriber(address)
         assert sub is not None
@@ -75,7 +75,7 @@ def _erase(config: Path, address: str) -> None:
 
 
 def _bounce(config: Path, address: str) -> None:
-    app = pipeline.open_app(config_module.load(config))
+    app = open_app(config_module.load(config))
     try:
         app.store.set_subscriber_status(address, "bounced", app.clock())
     finally:

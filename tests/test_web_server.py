@@ -213,12 +213,12 @@ def test_import_pending_sends_confirmations_and_reports_bad_lines(tmp_path: Path
 
 
 def test_erased_addresses_are_not_imported_again(tmp_path: Path) -> None:
-    from publisher import pipeline
+    from publisher.app import open_app
     from publisher.compose import subscriptions
 
     config_path = write_config(tmp_path)
     run_cli(config_path, "subscribers", "add", "gone@example.org", now=NOW)
-    app = pipeline.open_app(config_module.load(config_path))
+    app = open_app(config_module.load(config_path))
     sub = app.store.find_subscriber("gone@example.org")
     assert app.store.erase_subscriber(sub.id, subscriptions.email_hash(sub.email), app.clock())
     app.store.close()

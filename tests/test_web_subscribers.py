@@ -22,10 +22,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from publisher import pipeline
+from publisher.app import open_app
 from publisher.compose import subscriptions
 from publisher.compose.links import make_token
 from publisher.config import load
+from publisher.services import collecting, sending
 from publisher.web import create_app
 from tests.conftest import write_config
 
@@ -46,7 +47,7 @@ class Site:
         path = write_config(folder, digests=DIGESTS, extra=web)
         self.folder = folder
         self.config = load(path)
-        self.app = pipeline.open_app(self.config, clock=lambda: self.now)
+        self.app = open_app(self.config, clock=lambda: self.now)
         self.now = NOW
         self.client = TestClient(create_app(self.config, app=self.app))
 
@@ -290,8 +291,8 @@ def test_unsubscribe_page_never_unsubscribes_on_get(site: Site) -> None:
 
 
 def _queue_issue(site: Site) -> int:
-    pipeline.collect(site.app)
-    [report] = pipeline.send_digest(site.app, "daily", queue_only=True)
+    collecting.collect(site.app)
+    [report] = sending.send_digest(site.app, "daily", queue_only=True)
     assert report.issue is not None and report.planned >= 1
     return report.issue.id
 
@@ -326,7 +327,7 @@ def test_one_click_unsubscribe_is_immediate_idempotent_and_stops_queued_mail(
 
 
 def test_preferences_change_digests_frequency_tags_and_name(site: Site) -> None:
-    pipeline.collect(site.app)
+    collecting.collect(site.app)
     sub_id = _active(site)
     url = f"/preferences/{site.token('preferences', sub_id)}"
     page = site.client.get(url)

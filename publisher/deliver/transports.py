@@ -7,17 +7,16 @@ replies, so the delivery engine can tell a retry from a give-up.
 
 from __future__ import annotations
 
-import os
 import re
 import smtplib
 import ssl
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from publisher.config import Config
 from publisher.errors import DeliveryError, TransportError
+from publisher.files import write_atomic
 
 
 class Transport(Protocol):
@@ -34,19 +33,6 @@ class Transport(Protocol):
 
     def describe(self) -> str:
         """Where messages go, for summaries."""
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class FileTransport:

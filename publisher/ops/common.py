@@ -1,7 +1,7 @@
 """Helpers shared by the ``publisher`` commands: the app of a command, read-only commands,
 and the output lines several commands print (collect, feeds, send, issue status).
 
-Heavy modules (the pipeline, hence SQLAlchemy; rich; email_validator) are imported inside
+Heavy modules (the app and services, hence SQLAlchemy; rich; email_validator) are imported inside
 the functions, so that importing this module for ``--help`` stays cheap.
 """
 
@@ -23,8 +23,9 @@ from publisher.errors import PublisherError, SubscriberError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from publisher import pipeline
+    from publisher.app import App
     from publisher.models import SendReport
+    from publisher.services import feeds as feed_service
 
 def _config(ctx: click.Context) -> config_module.Config:
     return config_module.load(ctx.find_root().obj)
@@ -47,10 +48,10 @@ def _reads_only(ctx: click.Context) -> bool:
     return tuple(names) in _READ_ONLY or (names == ["send"] and bool(ctx.params.get("dry_run")))
 
 
-def _app(ctx: click.Context) -> pipeline.App:
-    from publisher import pipeline
+def _app(ctx: click.Context) -> App:
+    from publisher.app import open_app
 
-    app = pipeline.open_app(_config(ctx), create=not _reads_only(ctx))
+    app = open_app(_config(ctx), create=not _reads_only(ctx))
     ctx.call_on_close(app.store.close)
     return app
 
@@ -78,7 +79,7 @@ def _print_collect(report: Any) -> None:
         click.echo(f"  skipped: {error}", err=True)
 
 
-def _print_feeds(report: pipeline.FeedsReport) -> None:
+def _print_feeds(report: feed_service.FeedsReport) -> None:
     if report.written:
         names = ", ".join(_rel(p) for p in report.written[:6])
         more = f" and {len(report.written) - 6} more" if len(report.written) > 6 else ""
@@ -96,7 +97,7 @@ def _print_feeds(report: pipeline.FeedsReport) -> None:
 # -- digests ---------------------------------------------------------------------------
 
 
-def held_text(app: pipeline.App, digest_id: str, held: int, until: datetime | None) -> str:
+def held_text(app: App, digest_id: str, held: int, until: datetime | None) -> str:
     """``N held until HH:MM (send_window)``, the time local to the digest."""
     if not held or until is None:
         return ""
@@ -108,7 +109,7 @@ def held_text(app: pipeline.App, digest_id: str, held: int, until: datetime | No
     return f"{held} held until {until.astimezone(tz):%H:%M} (send_window)"
 
 
-def _print_send(app: pipeline.App, report: SendReport) -> None:
+def _print_send(app: App, report: SendReport) -> None:
     held = held_text(app, report.digest_id, report.held, report.held_until)
     if report.issue is None:
         click.echo(f"{report.digest_id:<9} {report.note}" + (f"; {held}" if held else ""))
@@ -154,14 +155,14 @@ def _print_send(app: pipeline.App, report: SendReport) -> None:
 
 
 @contextmanager
-def _registered(app: pipeline.App, command: str, skip: bool) -> Iterator[None]:
+def _registered(app: App, command: str, skip: bool) -> Iterator[None]:
     """Register the process as a sender for the block, unless it will send nothing."""
-    from publisher import pipeline
+    from publisher.services import sending
 
     if skip:
         yield
         return
-    with pipeline.sender_session(app, command):
+    with sending.sender_session(app, command):
         yield
 
 
@@ -177,7 +178,7 @@ def normalize_email(raw: str) -> str:
     return result.normalized.lower()
 
 
-def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
+def _print_issue_status(app: App, issue_id: int) -> None:
     from publisher.ops.progress import format_seconds, issue_view
 
     issue = app.store.get_issue(issue_id)
@@ -207,7 +208,7 @@ def _print_issue_status(app: pipeline.App, issue_id: int) -> None:
     _print_holders(app, issue_id)
 
 
-def _print_holders(app: pipeline.App, issue_id: int) -> None:
+def _print_holders(app: App, issue_id: int) -> None:
     from publisher.deliver import liveness
 
     for h in liveness.issue_holders(app.store, issue_id):

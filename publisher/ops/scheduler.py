@@ -29,11 +29,14 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from publisher import pipeline
+from publisher.app import App
 from publisher.compose import planning
 from publisher.config import Config, DigestConfig, parse_duration
 from publisher.errors import PublisherError
 from publisher.ops import logs
+from publisher.services import bounces as bounce_service
+from publisher.services import collecting, sending
+from publisher.services import feeds as feed_service
 from publisher.store import translate
 
 log = logging.getLogger("publisher.ops.scheduler")
@@ -78,7 +81,7 @@ def next_fire_times(
 class Daemon:
     """The jobs of ``publisher run``; each one logs and never raises."""
 
-    def __init__(self, app: pipeline.App, settings: DaemonSettings, stop: threading.Event) -> None:
+    def __init__(self, app: App, settings: DaemonSettings, stop: threading.Event) -> None:
         self.app = app
         self.settings = settings
         self.stop = stop
@@ -89,8 +92,8 @@ class Daemon:
         if self.stop.is_set():
             return
         try:
-            report = pipeline.collect(self.app)
-            feeds = pipeline.write_feeds(self.app)
+            report = collecting.collect(self.app)
+            feeds = feed_service.write_feeds(self.app)
             log.info(
                 "collected %d new, %d updated, %d errors; %d feed file(s) rewritten",
                 report.new,
@@ -117,7 +120,7 @@ class Daemon:
                 if self.stop.is_set():
                     return
                 self._log_report(
-                    issue.digest_id, pipeline.deliver_open_issue(self.app, issue, self.stop)
+                    issue.digest_id, sending.deliver_open_issue(self.app, issue, self.stop)
                 )
         except PublisherError as exc:
             log.error("delivery of queued messages failed: %s", exc)
@@ -127,7 +130,7 @@ class Daemon:
         if self.stop.is_set():
             return
         try:
-            report, moved = pipeline.poll_bounces(self.app)
+            report, moved = bounce_service.poll_bounces(self.app)
             log.info(
                 "bounces: %d message(s), %d hard, %d soft, %d subscriber(s) marked bounced, %d moved",
                 report.messages, report.hard, report.soft, len(report.marked), moved,
@@ -140,7 +143,7 @@ class Daemon:
         if self.stop.is_set():
             return
         try:
-            for report in pipeline.send_digest(self.app, digest_id, stop=self.stop):
+            for report in sending.send_digest(self.app, digest_id, stop=self.stop):
                 self._log_report(digest_id, report)
         except PublisherError as exc:
             log.error("digest %s failed: %s", digest_id, exc)
@@ -178,7 +181,7 @@ class Daemon:
             for issue in self.app.store.open_issues(digest_id):
                 if self.stop.is_set():
                     return
-                report = pipeline.deliver_open_issue(self.app, issue, self.stop)
+                report = sending.deliver_open_issue(self.app, issue, self.stop)
                 report.note = "resumed"
                 self._log_report(digest_id, report)
         except PublisherError as exc:
@@ -234,7 +237,7 @@ def build_scheduler(daemon: Daemon, config: Config, settings: DaemonSettings) ->
 
 
 def run_daemon(
-    app: pipeline.App,
+    app: App,
     collect_every: timedelta | None = None,
     *,
     on_ready: Callable[[], None] | None = None,

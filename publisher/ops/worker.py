@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
-from publisher import pipeline
+from publisher.app import App
 from publisher.errors import ConfigError, DeliveryError, TransportError
 from publisher.models import Held, SendReport
+from publisher.services import sending
 
 log = logging.getLogger("publisher.ops.worker")
 
@@ -55,7 +56,7 @@ class WorkerReport:
 
 
 def run_worker(
-    app: pipeline.App,
+    app: App,
     stop: threading.Event,
     *,
     until_idle: bool = False,
@@ -69,7 +70,7 @@ def run_worker(
             if stop.is_set():
                 break
             try:
-                report = pipeline.deliver_open_issue(app, issue, stop)
+                report = sending.deliver_open_issue(app, issue, stop)
             except ConfigError as exc:
                 log.error("issue %d (%s) skipped: %s", issue.id, issue.digest_id, exc)
                 continue

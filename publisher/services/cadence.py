@@ -27,7 +27,7 @@ from publisher.config import DigestConfig
 from publisher.models import SendReport
 
 if TYPE_CHECKING:
-    from publisher.pipeline import App
+    from publisher.app import App
 
 
 def native_frequencies(digest: DigestConfig, now: datetime) -> list[str]:
@@ -37,7 +37,7 @@ def native_frequencies(digest: DigestConfig, now: datetime) -> list[str]:
 
 def plan_rollups(app: App, digest: DigestConfig, now: datetime) -> list[SendReport]:
     """Create the roll-up issues that are due at ``now``; one report per issue created."""
-    from publisher import pipeline  # pipeline imports this module inside send_digest
+    from publisher.services import archive
 
     reports: list[SendReport] = []
     for frequency in planning.FREQUENCIES:
@@ -64,7 +64,7 @@ def plan_rollups(app: App, digest: DigestConfig, now: datetime) -> list[SendRepo
                 due_at=planning.window_start(digest.send_window, digest.timezone, now),
             )
             if issue is not None:
-                pipeline.write_archive(app, digest, issue)
+                archive.write_archive(app, digest, issue)
                 reports.append(
                     SendReport(digest_id=digest.id, issue=issue, created=True, planned=planned)
                 )

@@ -18,7 +18,7 @@ from publisher.config import DigestConfig
 from publisher.models import Article, SendReport
 
 if TYPE_CHECKING:
-    from publisher.pipeline import App
+    from publisher.app import App
 
 
 def _hold(report: SendReport, digest: DigestConfig, count: int, now: datetime) -> None:

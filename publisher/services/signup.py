@@ -12,11 +12,11 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
+from publisher.app import App
 from publisher.compose import subscriptions
 from publisher.compose.links import make_token
 from publisher.deliver.transports import Transport
 from publisher.models import Subscriber
-from publisher.pipeline import App
 
 
 def link(app: App, purpose: str, subscriber_id: int, digest_id: str, at: datetime) -> str:

@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from publisher.app import App
 from publisher.compose import planning
 from publisher.compose.subscriptions import AddressCheck, email_hash
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import Subscriber
-from publisher.pipeline import App
 from publisher.services import subscriber_csv
 from publisher.store.roster import ImportGroup
 from publisher.store.suppressions import Suppression

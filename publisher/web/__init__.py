@@ -43,7 +43,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from publisher import pipeline
+from publisher.app import App, open_app
 from publisher.compose import render, subscriptions
 from publisher.compose.links import TokenData, TokenError, read_token
 from publisher.compose.planning import FREQUENCIES
@@ -270,10 +270,10 @@ FREQUENCY_LABELS = {
 
 
 class Services:
-    """What the endpoints use: the wired :class:`~publisher.pipeline.App` (opened on first
+    """What the endpoints use: the wired :class:`~publisher.app.App` (opened on first
     use, so serving feeds never needs the store), templates, the secret and the limits."""
 
-    def __init__(self, config: Config, app: pipeline.App | None = None) -> None:
+    def __init__(self, config: Config, app: App | None = None) -> None:
         self.config = config
         self._app = app
         self._secret: str | None = None
@@ -284,11 +284,11 @@ class Services:
         self.per_address = RateLimiter(config.web.subscribe_per_address, window)
 
     @property
-    def app(self) -> pipeline.App:
+    def app(self) -> App:
         """The application (store, clock, transport), opened once."""
         with self._lock:
             if self._app is None:
-                self._app = pipeline.open_app(self.config)
+                self._app = open_app(self.config)
             return self._app
 
     @property
@@ -891,7 +891,7 @@ ROUTE_FACTORIES: list[Callable[[Config], list[BaseRoute]]] = [feed_routes, archi
 
 
 def create_app(
-    config: Config, extra_routes: Sequence[BaseRoute] = (), *, app: pipeline.App | None = None
+    config: Config, extra_routes: Sequence[BaseRoute] = (), *, app: App | None = None
 ) -> Starlette:
     """The web application for ``config``: every factory's routes, the subscriber pages
     (using ``app``, else an App opened on first use) and ``extra_routes``."""

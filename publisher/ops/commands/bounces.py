@@ -17,7 +17,7 @@ from publisher.ops.common import (
 )
 
 if TYPE_CHECKING:
-    from publisher import pipeline
+    from publisher.services import bounces as bounce_service
 
 
 @click.group()
@@ -36,13 +36,13 @@ def bounces_import(ctx: click.Context, path: Path) -> None:
     days count as hard. Bounced subscribers get no more mail. Importing the same messages
     again counts nothing twice.
     """
-    from publisher import pipeline
     from publisher.deliver import bounces as bounce_module
+    from publisher.services import bounces as bounce_service
 
     app = _app(ctx)
-    report = pipeline.BounceReport()
+    report = bounce_service.BounceReport()
     for raw in bounce_module.read_mailbox(path):
-        pipeline.import_bounce(app, raw, report)
+        bounce_service.import_bounce(app, raw, report)
     _print_bounces(report)
 
 
@@ -53,17 +53,17 @@ def bounces_poll(ctx: click.Context) -> None:
 
     The daemon (publisher run) does this every [bounces] poll_minutes when imap_host is set.
     """
-    from publisher import pipeline
+    from publisher.services import bounces as bounce_service
 
     app = _app(ctx)
     if not app.config.bounces.imap_host:
         raise PublisherError("no IMAP mailbox configured: set [bounces] imap_host (see README, Bounces)")
-    report, moved = pipeline.poll_bounces(app)
+    report, moved = bounce_service.poll_bounces(app)
     _print_bounces(report)
     click.echo(f"imap      {moved} message(s) moved to {app.config.bounces.processed_folder!r}")
 
 
-def _print_bounces(report: pipeline.BounceReport) -> None:
+def _print_bounces(report: bounce_service.BounceReport) -> None:
     for line in report.marked:
         click.echo(f"bounced   {line}")
     click.echo(

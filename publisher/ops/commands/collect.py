@@ -25,12 +25,12 @@ def collect(ctx: click.Context) -> None:
     or a source failed (`publisher status` shows failing sources). On a terminal, a
     progress bar counts the sources done.
     """
-    from publisher import pipeline
     from publisher.ops.progress import bar
+    from publisher.services import collecting
 
     app = _app(ctx)
     with bar("collecting", len(app.config.sources)) as advance:
-        report = pipeline.collect(app, on_source=advance)
+        report = collecting.collect(app, on_source=advance)
     _print_collect(report)
     if report.failed_sources:
         click.echo(

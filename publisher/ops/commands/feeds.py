@@ -26,6 +26,6 @@ def feeds(ctx: click.Context, force: bool) -> None:
     configured, and a WebSub ping when feeds changed. A failing hub never fails the
     build: it is warned about once per run of failures, then noted when it recovers.
     """
-    from publisher import pipeline
+    from publisher.services import feeds as feed_service
 
-    _print_feeds(pipeline.write_feeds(_app(ctx), force=force))
+    _print_feeds(feed_service.write_feeds(_app(ctx), force=force))

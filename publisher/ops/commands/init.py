@@ -38,7 +38,8 @@ def init(folder: Path, force: bool, email: str) -> None:
     article, writes the feeds and writes a message to outbox/. An existing config.toml is
     kept unless --force is given; an existing article or templates/ folder is always kept.
     """
-    from publisher import clock, pipeline
+    from publisher import clock
+    from publisher.app import open_app
     from publisher.ops import scaffold
 
     address = normalize_email(email) if email else ""  # a bad address fails before writing
@@ -49,7 +50,7 @@ def init(folder: Path, force: bool, email: str) -> None:
             click.echo(f"{label:<9} {_rel(path)}{'/' if path.is_dir() else ''}")
     config = config_module.load(folder / scaffold.CONFIG_NAME)
     if address:
-        app = pipeline.open_app(config)
+        app = open_app(config)
         try:
             ids = [d.id for d in config.digests]
             subscriber, created = app.store.add_subscriber(address, "", ids, app.clock())

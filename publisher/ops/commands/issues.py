@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
 
 import click
 
-from publisher.errors import PublisherError
 from publisher.ops.common import (
     _app,
     _console,
@@ -20,20 +18,10 @@ from publisher.ops.common import (
     _print_send,
 )
 
-if TYPE_CHECKING:
-    from publisher import pipeline
-
 
 @click.group()
 def issues() -> None:
     """List, inspect, cancel and resend issues."""
-
-
-def _issue_or_fail(app: pipeline.App, issue_id: int) -> Any:
-    issue = app.store.get_issue(issue_id)
-    if issue is None:
-        raise PublisherError(f"no issue #{issue_id} (see `publisher issues list`)")
-    return issue
 
 
 @issues.command("list")
@@ -71,8 +59,10 @@ def issues_list(ctx: click.Context, digest_id: str | None, limit: int, as_json: 
 def issues_show(ctx: click.Context, issue_id: int) -> None:
     """Show one issue: subject, articles, delivery counts, rate, ETA, deliveries held by
     the send window and failure replies."""
+    from publisher.services.issues import get_issue
+
     app = _app(ctx)
-    issue = _issue_or_fail(app, issue_id)
+    issue = get_issue(app, issue_id)
     _print_issue_status(app, issue_id)
     for article in app.store.articles_by_id(issue.article_ids):
         click.echo(f"article   {article.title} <{article.url}>")
@@ -94,14 +84,12 @@ def issues_cancel(ctx: click.Context, issue_id: int, drop_articles: bool = False
     the same period says the period's issue was cancelled), unless --drop-articles.
     An issue with nothing left to send is not cancelled (exit 1).
     """
-    app = _app(ctx)
-    issue = _issue_or_fail(app, issue_id)
-    skipped, released = app.store.cancel_issue(
-        issue_id, app.clock(), release_articles=not drop_articles
-    )
-    line = f"cancelled issue #{issue_id}: {skipped} queued delivery(ies) skipped"
-    if released:
-        line += f"; its {released} article(s) go into the next issue of {issue.digest_id}"
+    from publisher.services import issues as issue_actions
+
+    done = issue_actions.cancel_issue(_app(ctx), issue_id, release_articles=not drop_articles)
+    line = f"cancelled issue #{issue_id}: {done.skipped} queued delivery(ies) skipped"
+    if done.released:
+        line += f"; its {done.released} article(s) go into the next issue of {done.issue.digest_id}"
     elif drop_articles:
         line += "; its articles are dropped (--drop-articles)"
     click.echo(line)
@@ -116,11 +104,10 @@ def issues_resend(ctx: click.Context, issue_id: int, failed: bool) -> None:
 
     Bounced addresses are not retried. Messages already sent are never sent again.
     """
-    from publisher import pipeline
+    from publisher.services import issues as issue_actions
 
     app = _app(ctx)
-    issue = _issue_or_fail(app, issue_id)
-    requeued = app.store.requeue_failed(issue_id, app.clock())
+    issue, requeued = issue_actions.requeue_failed(app, issue_id)
     click.echo(f"requeued  {requeued} failed delivery(ies) of issue #{issue_id}")
     if not requeued:
         return
@@ -128,5 +115,5 @@ def issues_resend(ctx: click.Context, issue_id: int, failed: bool) -> None:
     from publisher.ops.worker import stop_on_signals
 
     with stop_on_signals() as stop, attached(app, sys.stderr):
-        report = pipeline.deliver_open_issue(app, app.store.get_issue(issue.id) or issue, stop)
+        report = issue_actions.deliver(app, issue, stop)
     _print_send(app, report)

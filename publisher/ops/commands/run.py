@@ -39,7 +39,7 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
     period if it fired within [schedule] catch_up, and logs every job's next fire time;
     SIGTERM finishes the current step and exits 0.
     """
-    from publisher import pipeline
+    from publisher.services import cycle, sending
 
     app = _app(ctx)
     if not once:
@@ -53,11 +53,11 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
                 raise click.BadParameter("must be at least 1s", param_hint="--collect-every")
             every = timedelta(seconds=seconds)
         logging.getLogger("publisher").setLevel(logging.INFO)
-        with pipeline.sender_session(app, "run"):
+        with sending.sender_session(app, "run"):
             run_daemon(app, every)
         return
-    with pipeline.sender_session(app, "run"):
-        report = pipeline.run_once(app)
+    with sending.sender_session(app, "run"):
+        report = cycle.run_once(app)
     _print_collect(report.collected)
     _print_feeds(report.feeds)
     for send_report in report.sends:

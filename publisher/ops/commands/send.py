@@ -37,19 +37,19 @@ def send(ctx: click.Context, digest: str, dry_run: bool, to: str | None, queue_o
     --queue-only prints how many deliveries it queued. With --to, one test copy (subject prefixed [TEST]) goes to that address through the
     configured transport, and neither an issue nor a delivery is recorded.
     """
-    from publisher import pipeline
+    from publisher.services import previews, sending
 
     app = _app(ctx)
     if to:
-        preview = pipeline.send_test(app, digest, normalize_email(to))
-        click.echo(f"test      {preview.label}: [TEST] {preview.rendered.subject!r} sent to {to}")
+        shown = previews.send_test(app, digest, normalize_email(to))
+        click.echo(f"test      {shown.label}: [TEST] {shown.rendered.subject!r} sent to {to}")
         return
     from publisher.ops.progress import attached
     from publisher.ops.worker import stop_on_signals
 
     # SIGTERM/SIGINT: finish the messages in flight, record them, leave the rest queued, exit 0.
     with stop_on_signals() as stop, attached(app, sys.stderr), _registered(app, "send", dry_run or queue_only):
-        reports = pipeline.send_digest(app, digest, dry_run=dry_run, stop=stop, queue_only=queue_only)
+        reports = sending.send_digest(app, digest, dry_run=dry_run, stop=stop, queue_only=queue_only)
     for report in reports:
         _print_send(app, report)
     if stop.is_set():
@@ -70,12 +70,12 @@ def preview(
 
     When there are no new articles, the latest issue is rendered instead.
     """
-    from publisher import pipeline
+    from publisher.services import previews
 
     app = _app(ctx)
-    result = pipeline.preview_issue(app, digest)
-    person = pipeline.preview_personal(app, result, normalize_email(subscriber) if subscriber else None)
-    html_part, text_part = pipeline.personalized_parts(result, person)
+    result = previews.preview_issue(app, digest)
+    person = previews.preview_personal(app, result, normalize_email(subscriber) if subscriber else None)
+    html_part, text_part = previews.personalized_parts(result, person)
     out = out or Path(f"preview-{digest}.{'txt' if as_text else 'html'}")
     out.write_text(text_part if as_text else html_part, encoding="utf-8")
     click.echo(

@@ -22,7 +22,7 @@ from publisher.ops.common import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from publisher import pipeline
+    from publisher.app import App
 
 
 @click.command()
@@ -70,7 +70,7 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     _print_workers(app)
 
 
-def _print_digests(console: Console, app: pipeline.App, now: datetime) -> None:
+def _print_digests(console: Console, app: App, now: datetime) -> None:
     """The table of digests: schedule, current period, next send and last issue."""
     from rich.table import Table
 
@@ -96,7 +96,7 @@ def _print_digests(console: Console, app: pipeline.App, now: datetime) -> None:
     console.print(digests)
 
 
-def _print_issues(console: Console, app: pipeline.App, now: datetime) -> None:
+def _print_issues(console: Console, app: App, now: datetime) -> None:
     """The 20 newest issues with their counts, then their held and failed lines."""
     from rich.table import Table
 
@@ -134,7 +134,7 @@ def _print_issues(console: Console, app: pipeline.App, now: datetime) -> None:
         click.echo(f"failed    {line}")
 
 
-def _print_workers(app: pipeline.App) -> None:
+def _print_workers(app: App) -> None:
     from publisher.deliver import liveness
 
     for w in liveness.workers_data(app.store):

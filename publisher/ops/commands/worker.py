@@ -29,13 +29,13 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
     rate_limit, each relay's rate, [delivery.domains] pacing and "slow down" pauses. A
     relay that keeps failing is marked unhealthy for every worker; mail moves to the next.
     """
-    from publisher import pipeline
     from publisher.ops.progress import attached
     from publisher.ops.worker import run_worker, stop_on_signals
+    from publisher.services import sending
 
     app = _app(ctx)
     logging.getLogger("publisher").setLevel(logging.INFO)
-    with stop_on_signals() as stop, attached(app, sys.stderr), pipeline.sender_session(app, "worker"):
+    with stop_on_signals() as stop, attached(app, sys.stderr), sending.sender_session(app, "worker"):
         report = run_worker(app, stop, until_idle=until_idle, poll_seconds=poll)
     line = (
         f"worker    {report.sent} sent, {report.failed} failed, {report.bounced} bounced, "
