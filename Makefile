@@ -21,6 +21,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check publisher tests bench
+	$(BIN)/lint-imports
 
 test: $(STAMP) lint
 	$(BIN)/pytest

@@ -28,7 +28,7 @@ from typing import Any
 from lxml import etree
 
 from publisher.config import Config
-from publisher.deliver.transports import write_atomic
+from publisher.files import write_atomic
 from publisher.models import Article
 from publisher.store import FeedIndexRow, Store
 from publisher.syndicate import model, websub

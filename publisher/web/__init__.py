@@ -907,3 +907,14 @@ def create_app(
         ],
         exception_handlers=_error_handlers(services),
     )
+
+
+def app_from_environment() -> Starlette:
+    """The web application of the config named by ``$PUBLISHER_CONFIG`` (else ./config.toml).
+
+    For ASGI servers: ``publisher serve`` runs it, and so does
+    ``uvicorn --factory publisher.web:app_from_environment``.
+    """
+    from publisher.config import default_path, load
+
+    return create_app(load(default_path()))

@@ -6,6 +6,8 @@ imported inside the functions.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from publisher.ops.common import (
@@ -27,9 +29,18 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     Readers: the feeds under /feeds/ and the issue archive under /archive/, with their
     media types, ETag and Last-Modified (304 on a conditional GET) and gzip.
     """
+    import os
+
     import uvicorn
 
-    from publisher.web import create_app
+    from publisher.config import CONFIG_ENV
 
-    app = _app(ctx)
-    uvicorn.run(create_app(app.config, app=app), host=host, port=port, log_level="info")
+    # Opened here so that a bad config or store fails with one line before the server starts.
+    _app(ctx)
+    # The web door is loaded by name, the way any ASGI server loads it: the CLI and the web
+    # stay independent of each other (README "Package map"), and `uvicorn --factory
+    # publisher.web:app_from_environment` serves the same application without this command.
+    os.environ[CONFIG_ENV] = str(Path(ctx.obj).resolve())
+    uvicorn.run(
+        "publisher.web:app_from_environment", factory=True, host=host, port=port, log_level="info"
+    )
