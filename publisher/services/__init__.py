@@ -1,1 +1,23 @@
-"""services."""
+"""services: what a door asks for, as plain functions (all I/O goes through the App).
+
+Package map (README "Package map"): the CLI (:mod:`publisher.ops`) and the web
+(:mod:`publisher.web`) call these; they know neither click nor Starlette. They take the
+:class:`~publisher.app.App` and plain values and may import the app and everything below
+it, never a door.
+
+- ``cycle``: one cycle of the job: collect, feeds, every due digest (``run_once``);
+- ``collecting``: every source into the store, concurrently per host;
+- ``feeds``: the feed build;
+- ``sending``: a digest's due issue created and delivered (``send_digest``), an open issue
+  delivered (``deliver_open_issue``), the process's sender registration;
+- ``issues``: operator actions: ``send_now``, ``cancel_issue``, ``requeue_failed``;
+- ``composing``: an issue's articles, rendering, message template and personal links;
+- ``archive``: the "view in browser" pages and their index;
+- ``previews``: previews and ``[TEST]`` copies;
+- ``cadence``: daily and weekly roll-up issues, a subscriber's frequency;
+- ``dryrun``: what ``send --dry-run`` reports;
+- ``subscribers``: ``import_csv``, ``add``, ``change``, ``remove`` (the operator's side);
+- ``subscriber_csv``: subscriber CSV files read and written;
+- ``signup``: the double opt-in request and confirmation;
+- ``bounces``: bounce messages and the IMAP poll into subscriber states.
+"""
