@@ -46,6 +46,16 @@ class SuppressionsMixin:
             ).first()
         return None if row is None else Suppression(row.reason, row.created_at, row.note or "")
 
+    def is_suppressed(self, email_hash: str) -> bool:
+        """Whether an address (by its hash) was erased and must not be added back."""
+        with self.engine.connect() as conn:
+            return (
+                conn.scalar(
+                    select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
+                )
+                is not None
+            )
+
     def suppress(self, email_hash: str, reason: str, now: datetime, note: str = "") -> None:
         """Put an address (by its hash) on the suppression list; a newer reason replaces
         an older one, so the list says what happened last."""
