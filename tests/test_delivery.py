@@ -23,8 +23,8 @@ from sqlalchemy import insert, select
 
 from publisher import pipeline
 from publisher.config import DeliveryConfig, load
-from publisher.deliver.engine import is_bounce, is_throttle, retry_delay
 from publisher.deliver.limits import Pacer
+from publisher.deliver.retry import is_bounce, is_throttle, retry_delay
 from publisher.store import Store
 from publisher.store.schema import deliveries, subscribers, subscriptions
 from tests.conftest import SmtpServer, free_port, run_cli, write_config

@@ -32,8 +32,6 @@ puts the rest of its claimed batch back in the queue, so a later run goes on fro
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -47,13 +45,13 @@ from publisher.deliver.limits import DomainGate, Pacer
 from publisher.deliver.liveness import SenderSession
 from publisher.deliver.recorder import Recorder
 from publisher.deliver.relays import RelayDown, RelayTransport
+from publisher.deliver.retry import is_bounce, is_throttle, retry_delay
 from publisher.deliver.transports import Transport
 from publisher.errors import DeliveryError, TransportError
 from publisher.models import Held, Recipient, SendOutcome
 from publisher.store import Store
 
 MAX_ROUTES = 10  # relays tried for one message before the run gives up
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 Signer = Callable[[bytes], bytes]
 
@@ -77,29 +75,6 @@ class DeliveryResult:
     def done(self) -> int:
         """Messages with a final outcome in this run."""
         return self.sent + self.failed + self.bounced
-
-
-def retry_delay(attempt: int, delivery_id: int, base_seconds: int) -> timedelta:
-    """Exponential backoff with deterministic jitter: base * 2^(attempt-1) * [1, 1.5)."""
-    jitter = int(hashlib.sha256(f"{delivery_id}:{attempt}".encode()).hexdigest()[:4], 16) / 0x10000
-    seconds = base_seconds * (2 ** max(0, attempt - 1)) * (1 + jitter / 2)
-    return timedelta(seconds=min(seconds, 6 * 3600))
-
-
-def is_bounce(code: int | None, reply: str) -> bool:
-    """A permanent "no such user / bad mailbox" reply (enhanced status 5.1.x)."""
-    match = _ENHANCED.search(reply)
-    return bool(code and code >= 500 and match and match[1] == "5" and match[2] == "1")
-
-
-def is_throttle(code: int | None, reply: str) -> bool:
-    """The relay asks us to slow down: 421, or enhanced status 4.7.x."""
-    match = _ENHANCED.search(reply)
-    return code == 421 or bool(
-        code and 400 <= code < 500 and match and match[1] == "4" and match[2] == "7"
-    )
-
-
 
 
 def _outcome(recipient: Recipient, exc: DeliveryError) -> SendOutcome:
