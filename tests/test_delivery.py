@@ -23,8 +23,8 @@ from sqlalchemy import insert, select
 
 from publisher.app import App, open_app
 from publisher.config import DeliveryConfig, load
-from publisher.deliver.engine import is_bounce, is_throttle, retry_delay
 from publisher.deliver.limits import Pacer
+from publisher.deliver.retry import is_bounce, is_throttle, retry_delay
 from publisher.services import collecting, sending
 from publisher.store import Store
 from publisher.store.schema import deliveries, subscribers, subscriptions

@@ -32,8 +32,6 @@ puts the rest of its claimed batch back in the queue, so a later run goes on fro
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -47,13 +45,13 @@ from publisher.deliver.limits import DomainGate, Pacer
 from publisher.deliver.liveness import SenderSession
 from publisher.deliver.recorder import Recorder
 from publisher.deliver.relays import RelayDown, RelayTransport
+from publisher.deliver.retry import is_bounce, is_throttle, retry_delay
 from publisher.deliver.transports import Transport
 from publisher.errors import DeliveryError, TransportError
 from publisher.models import Held, Recipient, SendOutcome
 from publisher.store import Store
 
 MAX_ROUTES = 10  # relays tried for one message before the run gives up
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 Signer = Callable[[bytes], bytes]
 
@@ -79,27 +77,7 @@ class DeliveryResult:
         return self.sent + self.failed + self.bounced
 
 
-def retry_delay(attempt: int, delivery_id: int, base_seconds: int) -> timedelta:
-    """Exponential backoff with deterministic jitter: base * 2^(attempt-1) * [1, 1.5)."""
-    jitter = int(hashlib.sha256(f"{delivery_id}:{attempt}".encode()).hexdigest()[:4], 16) / 0x10000
-    seconds = base_seconds * (2 ** max(0, attempt - 1)) * (1 + jitter / 2)
-    return timedelta(seconds=min(seconds, 6 * 3600))
-
-
-def is_bounce(code: int | None, reply: str) -> bool:
-    """A permanent "no such user / bad mailbox" reply (enhanced status 5.1.x)."""
-    match = _ENHANCED.search(reply)
-    return bool(code and code >= 500 and match and match[1] == "5" and match[2] == "1")
-
-
-def is_throttle(code: int | None, reply: str) -> bool:
-    """The relay asks us to slow down: 421, or enhanced status 4.7.x."""
-    match = _ENHANCED.search(reply)
-    return code == 421 or bool(
-        code and 400 <= code < 500 and match and match[1] == "4" and match[2] == "7"
-    )
-
-
+Progress = Callable[[DeliveryResult], None]
 
 
 def _outcome(recipient: Recipient, exc: DeliveryError) -> SendOutcome:
@@ -111,6 +89,19 @@ def _outcome(recipient: Recipient, exc: DeliveryError) -> SendOutcome:
         exc.code,
         bounce=exc.permanent and is_bounce(exc.code, exc.message),
     )
+
+
+def _domain(email: str) -> str:
+    return email.rpartition("@")[2].lower()
+
+
+def _batch_size(settings: DeliveryConfig, workers: int) -> int:
+    """The claim size: a slow rate must not hold a claim past half its lease (another
+    worker would retake it)."""
+    if settings.rate_limit <= 0:
+        return settings.batch_size
+    per_thread = settings.rate_limit / workers
+    return max(1, min(settings.batch_size, int(per_thread * settings.lease_seconds / 2)))
 
 
 def deliver_issue(
@@ -126,7 +117,7 @@ def deliver_issue(
     session: SenderSession,
     stop: threading.Event | None = None,
     sign: Signer | None = None,
-    progress: Callable[[DeliveryResult], None] | None = None,
+    progress: Progress | None = None,
     relay_rates: dict[str, float] | None = None,
 ) -> DeliveryResult:
     """Send every due delivery of the issue; return the counts of this run.
@@ -138,171 +129,238 @@ def deliver_issue(
     ``progress`` is called with the running counts after each recorded group;
     ``relay_rates`` maps a relay's name to its ``rate``.
     """
-    stop = stop or threading.Event()
-    halt = threading.Event()  # set when one thread failed: the others stop too
-    pacer = Pacer(store, settings, relay_rates)
+    return IssueSend(
+        store, template, transport_factory, settings,
+        base_url=base_url, make_token=make_token, clock=clock, label=label, session=session,
+        stop=stop or threading.Event(), sign=sign, progress=progress, relay_rates=relay_rates,
+    ).run()  # fmt: skip
 
-    result = DeliveryResult()
-    lock = threading.Lock()
-    owner = session.worker_id
-    workers = max(1, settings.connections)
-    batch_size = settings.batch_size
-    if settings.rate_limit > 0:
-        # A slow rate must not hold a claim past half its lease (another worker would retake it).
-        per_thread = settings.rate_limit / workers
-        batch_size = max(1, min(batch_size, int(per_thread * settings.lease_seconds / 2)))
 
-    def on_recorded(batch: list[tuple[SendOutcome, int]], lost: set[int]) -> None:
-        with lock:
-            for outcome, attempt in batch:
-                if outcome.delivery_id in lost:
-                    result.lost += 1
-                elif outcome.ok:
-                    result.sent += 1
-                elif outcome.permanent or attempt >= settings.max_attempts:
-                    if outcome.bounce:
-                        result.bounced += 1
-                    else:
-                        result.failed += 1
-                else:
-                    result.retrying += 1
-            if progress is not None:
-                progress(result)
+class IssueSend:
+    """One run of :func:`deliver_issue`: what its sending threads share, and their steps.
 
-    recorder = Recorder(
-        store, owner, clock,
-        max_attempts=settings.max_attempts,
-        retry_at=lambda attempt, delivery_id: (
-            clock() + retry_delay(attempt, delivery_id, settings.retry_base_seconds)
-        ),
-        journal=session.journal, on_recorded=on_recorded,
-    )  # fmt: skip
+    Each thread loops :meth:`claim` then :meth:`send_batch`, which sends each message with
+    :meth:`send_one` and hands the reply to the recorder, whose :meth:`on_recorded` counts
+    it; :meth:`run` starts the threads and finishes (records, releases the pacing slots).
+    """
 
-    def stopping() -> bool:
-        return stop.is_set() or halt.is_set() or recorder.error is not None
+    def __init__(
+        self,
+        store: Store,
+        template: MessageTemplate,
+        transport_factory: Callable[[], Transport],
+        settings: DeliveryConfig,
+        *,
+        base_url: str,
+        make_token: Callable[[str, int, str], str],
+        clock: Callable[[], datetime],
+        label: str,
+        session: SenderSession,
+        stop: threading.Event,
+        sign: Signer | None,
+        progress: Progress | None,
+        relay_rates: dict[str, float] | None,
+    ) -> None:
+        self.store, self.template, self.settings = store, template, settings
+        self.transport_factory, self.sign, self.progress = transport_factory, sign, progress
+        self.base_url, self.make_token, self.clock = base_url, make_token, clock
+        self.label, self.session, self.stop = label, session, stop
+        self.halt = threading.Event()  # set when one thread failed: the others stop too
+        self.pacer = Pacer(store, settings, relay_rates)
+        self.result = DeliveryResult()
+        self.lock = threading.Lock()
+        self.owner = session.worker_id
+        self.workers = max(1, settings.connections)
+        self.batch_size = _batch_size(settings, self.workers)
+        self.recorder = Recorder(
+            store, self.owner, clock,
+            max_attempts=settings.max_attempts, retry_at=self.retry_at,
+            journal=session.journal, on_recorded=self.on_recorded,
+        )  # fmt: skip
 
-    def slow_down(relay: str | None, reply: str) -> None:
-        seconds = pacer.relay_bucket(relay or "default").pause(settings.throttle_seconds, reply)
-        with lock:
-            result.throttled += 1
-        store.set_throttle(clock() + timedelta(seconds=seconds), reply, session.label)
+    # -- the run -------------------------------------------------------------------------
 
-    def send_one(transport: Transport, gate: DomainGate, recipient: Recipient,
-                 message: bytes, name: str) -> str | None:  # fmt: skip
-        """Pace and send one message; None when stopping. A relay down is no attempt."""
-        domain = recipient.email.rpartition("@")[2].lower()
-        if not gate.enter(domain, stopping):
-            return None
-        for _ in range(MAX_ROUTES):
-            relay = transport.route() if isinstance(transport, RelayTransport) else None
-            if not pacer.wait(pacer.buckets_for(relay, domain), stopping):
-                return None
-            if session.journal is not None:
-                session.journal.started(recipient.delivery_id, recipient.attempts)
+    def run(self) -> DeliveryResult:
+        """Run the sending threads until the issue is done or stopped; return the counts."""
+        try:
+            if self.workers == 1:
+                self.run_worker(0)
+            else:
+                with ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix="deliver"
+                ) as pool:
+                    futures = [pool.submit(self.run_worker, i) for i in range(self.workers)]
+                    errors = [f.exception() for f in futures]
+                    first = next((e for e in errors if e is not None), None)
+                    if first is not None:
+                        raise first
+        finally:
             try:
-                reply = transport.send(settings.from_, recipient.email, message, name)
-            except RelayDown:
-                continue
-            except DeliveryError as exc:
-                if is_throttle(exc.code, exc.message):
-                    slow_down(relay, exc.message)
-                raise
-            pacer.relay_bucket(relay or "default").accepted()
-            return reply
-        raise TransportError(f"no relay took the message to {domain} in {MAX_ROUTES} tries")
+                self.recorder.close()
+            finally:
+                self.pacer.release()  # slots leased ahead go to the processes still sending
+        self.result.held = self.session.held(self.template.issue_id)
+        return self.result
 
-    def still_ours(batch: list[Recipient], handled: int, lost: set[int]) -> None:
-        """After a stop or a cut-off past half a lease: drop the claims taken over since."""
-        rest = [r.delivery_id for r in batch[handled:]]
-        lost |= set(rest) - store.verify_claims(rest, owner)
-        session.renewed()
+    def stopping(self) -> bool:
+        """True once the run was stopped, a thread failed or recording failed."""
+        return self.stop.is_set() or self.halt.is_set() or self.recorder.error is not None
 
-    def send_batch(transport: Transport, gate: DomainGate, batch: list[Recipient]) -> None:
+    def run_worker(self, index: int) -> None:
+        """One sending thread: its own connection and domain gate; claim and send batches."""
+        transport = self.transport_factory()
+        gate = DomainGate(self.store, self.settings, f"{self.session.label}/{index}")
+        try:
+            transport.open()
+            while not self.stopping():
+                batch = self.claim(index)
+                if not batch:
+                    return
+                self.send_batch(transport, gate, batch)
+        except BaseException:
+            self.halt.set()
+            raise
+        finally:
+            transport.close()
+            gate.leave()
+
+    def claim(self, index: int) -> list[Recipient]:
+        """Claim the next batch, taking over the claims of holders that are gone."""
+        plan = self.session.plan(self.template.issue_id)
+        batch = self.store.claim_batch(
+            self.template.issue_id, f"{self.session.label}/{index}", self.clock(),
+            self.batch_size, self.settings.lease_seconds, owner=self.owner,
+            takeover=plan.takeover, lease_decides=plan.lease_decides,
+        )  # fmt: skip
+        if batch:
+            with self.lock:
+                self.result.recovered += sum(r.recovered for r in batch)
+        return batch
+
+    # -- one batch -----------------------------------------------------------------------
+
+    def send_batch(self, transport: Transport, gate: DomainGate, batch: list[Recipient]) -> None:
+        """Send a claimed batch; whatever was not handled goes back to the queue."""
         handled = 0
         lost: set[int] = set()
-        gap = session.gap
-        if settings.domains:  # one domain after another: fewer connection-slot changes
-            batch = sorted(batch, key=lambda r: r.email.rpartition("@")[2].lower())
+        gap = self.session.gap
+        if self.settings.domains:  # one domain after another: fewer connection-slot changes
+            batch = sorted(batch, key=lambda r: _domain(r.email))
         try:
             for recipient in batch:
-                if stopping():
+                if self.stopping():
                     break
-                if session.lease_at_risk() or session.gap != gap:
-                    still_ours(batch, handled, lost)
-                    gap = session.gap
+                if self.session.lease_at_risk() or self.session.gap != gap:
+                    self.still_ours(batch, handled, lost)
+                    gap = self.session.gap
                 if recipient.delivery_id in lost:
                     handled += 1
                     continue
-                person = personal(
-                    base_url, recipient.subscriber_id, recipient.email, recipient.name,
-                    recipient.digest_id, make_token,
-                )  # fmt: skip
-                message = personalize(template, person)
-                if sign is not None:
-                    message = sign(message)
-                name = f"{label}-{recipient.subscriber_id:07d}"
+                message = self.message(recipient)
+                name = f"{self.label}-{recipient.subscriber_id:07d}"
                 try:
-                    reply = send_one(transport, gate, recipient, message, name)
+                    reply = self.send_one(transport, gate, recipient, message, name)
                 except DeliveryError as exc:
                     handled += 1
-                    recorder.add(_outcome(recipient, exc), recipient.attempts)
+                    self.recorder.add(_outcome(recipient, exc), recipient.attempts)
                     if is_throttle(exc.code, exc.message):
                         break  # the rest of the batch goes back to the queue
                 else:
                     if reply is None:
                         break
                     handled += 1
-                    recorder.add(
+                    self.recorder.add(
                         SendOutcome(recipient.delivery_id, True, reply), recipient.attempts
                     )
         finally:
-            unsent = [r.delivery_id for r in batch[handled:] if r.delivery_id not in lost]
-            released = store.release_claims(unsent, clock(), owner=owner) if unsent else 0
-            with lock:
-                result.released += released
-                result.lost += len(lost)
+            self.release(batch[handled:], lost)
 
-    def run_worker(index: int) -> None:
-        transport = transport_factory()
-        gate = DomainGate(store, settings, f"{session.label}/{index}")
-        try:
-            transport.open()
-            while not stopping():
-                plan = session.plan(template.issue_id)
-                batch = store.claim_batch(
-                    template.issue_id, f"{session.label}/{index}", clock(), batch_size,
-                    settings.lease_seconds, owner=owner, takeover=plan.takeover,
-                    lease_decides=plan.lease_decides,
-                )  # fmt: skip
-                if not batch:
-                    return
-                with lock:
-                    result.recovered += sum(r.recovered for r in batch)
-                send_batch(transport, gate, batch)
-        except BaseException:
-            halt.set()
-            raise
-        finally:
-            transport.close()
-            gate.leave()
+    def still_ours(self, batch: list[Recipient], handled: int, lost: set[int]) -> None:
+        """After a stop or a cut-off past half a lease: drop the claims taken over since."""
+        rest = [r.delivery_id for r in batch[handled:]]
+        lost |= set(rest) - self.store.verify_claims(rest, self.owner)
+        self.session.renewed()
 
-    try:
-        if workers == 1:
-            run_worker(0)
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-                futures = [pool.submit(run_worker, i) for i in range(workers)]
-                errors = [f.exception() for f in futures]
-                first = next((e for e in errors if e is not None), None)
-                if first is not None:
-                    raise first
-    finally:
-        try:
-            recorder.close()
-        finally:
-            pacer.release()  # slots leased ahead go to the processes still sending
-    result.held = session.held(template.issue_id)
-    return result
+    def release(self, rest: list[Recipient], lost: set[int]) -> None:
+        """Put the claims not handled back in the queue (not those taken over: lost)."""
+        unsent = [r.delivery_id for r in rest if r.delivery_id not in lost]
+        released = (
+            self.store.release_claims(unsent, self.clock(), owner=self.owner) if unsent else 0
+        )
+        with self.lock:
+            self.result.released += released
+            self.result.lost += len(lost)
+
+    def message(self, recipient: Recipient) -> bytes:
+        """The recipient's personalised (and signed) message."""
+        person = personal(
+            self.base_url, recipient.subscriber_id, recipient.email, recipient.name,
+            recipient.digest_id, self.make_token,
+        )  # fmt: skip
+        message = personalize(self.template, person)
+        return self.sign(message) if self.sign is not None else message
+
+    # -- one message ---------------------------------------------------------------------
+
+    def send_one(
+        self, transport: Transport, gate: DomainGate, recipient: Recipient, message: bytes,
+        name: str,
+    ) -> str | None:  # fmt: skip
+        """Pace and send one message; None when stopping. A relay down is no attempt."""
+        domain = _domain(recipient.email)
+        if not gate.enter(domain, self.stopping):
+            return None
+        for _ in range(MAX_ROUTES):
+            relay = transport.route() if isinstance(transport, RelayTransport) else None
+            if not self.pacer.wait(self.pacer.buckets_for(relay, domain), self.stopping):
+                return None
+            if self.session.journal is not None:
+                self.session.journal.started(recipient.delivery_id, recipient.attempts)
+            try:
+                reply = transport.send(self.settings.from_, recipient.email, message, name)
+            except RelayDown:
+                continue
+            except DeliveryError as exc:
+                if is_throttle(exc.code, exc.message):
+                    self.slow_down(relay, exc.message)
+                raise
+            self.pacer.relay_bucket(relay or "default").accepted()
+            return reply
+        raise TransportError(f"no relay took the message to {domain} in {MAX_ROUTES} tries")
+
+    def slow_down(self, relay: str | None, reply: str) -> None:
+        """A 421 / 4.7.x: pause the relay for every process sharing the store."""
+        bucket = self.pacer.relay_bucket(relay or "default")
+        seconds = bucket.pause(self.settings.throttle_seconds, reply)
+        with self.lock:
+            self.result.throttled += 1
+        self.store.set_throttle(
+            self.clock() + timedelta(seconds=seconds), reply, self.session.label
+        )
+
+    # -- results -------------------------------------------------------------------------
+
+    def retry_at(self, attempt: int, delivery_id: int) -> datetime:
+        """When a failed attempt is due again (for the recorder)."""
+        return self.clock() + retry_delay(attempt, delivery_id, self.settings.retry_base_seconds)
+
+    def on_recorded(self, batch: list[tuple[SendOutcome, int]], lost: set[int]) -> None:
+        """Count a recorded group of results (``lost``: claims taken over meanwhile)."""
+        with self.lock:
+            for outcome, attempt in batch:
+                if outcome.delivery_id in lost:
+                    self.result.lost += 1
+                elif outcome.ok:
+                    self.result.sent += 1
+                elif outcome.permanent or attempt >= self.settings.max_attempts:
+                    if outcome.bounce:
+                        self.result.bounced += 1
+                    else:
+                        self.result.failed += 1
+                else:
+                    self.result.retrying += 1
+            if self.progress is not None:
+                self.progress(self.result)
 
 
 def make_signer(settings: DeliveryConfig) -> Signer | None:

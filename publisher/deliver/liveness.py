@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.config import DeliveryConfig
 from publisher.deliver import journal
+from publisher.deliver.retry import retry_delay
 from publisher.errors import ConfigError
 from publisher.models import Held
 from publisher.store import Store
@@ -342,8 +343,6 @@ class SenderSession:
         settings = self.settings
 
         def retry_at(attempt: int, delivery_id: int) -> datetime:
-            from publisher.deliver.engine import retry_delay
-
             return self.clock() + retry_delay(attempt, delivery_id, settings.retry_base_seconds)
 
         journal.replay(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from publisher.config import Config, RelayConfig, secret_from_env
-from publisher.deliver.transports import SmtpTransport
+from publisher.deliver.smtp import SmtpTransport
 from publisher.errors import DeliveryError, TransportError
 from publisher.store.limits import LimitsMixin, RelayState
 
