@@ -16,7 +16,8 @@ import httpx
 import pytest
 import uvicorn
 
-from publisher.web import create_app, media_type
+from publisher.web import create_app
+from publisher.web.static import media_type
 from tests.conftest import free_port
 from tests.feed_checks import check_atom, check_json_feed, check_rss
 from tests.test_feeds_build import Site, make_article

@@ -4,7 +4,7 @@ httpx (like browsers) removes ``/../`` from a URL before sending it, so a test w
 it never sends a traversal at all. These requests go out with :mod:`http.client`, which
 sends the path byte for byte, to a real ``publisher serve`` (uvicorn), and the secrets they
 aim at have file names the server would serve (``.xml``, ``.html``), so only the path checks
-in :func:`publisher.web.static_routes` stand between them and the client: the refusal of
+in :func:`publisher.web.static.static_routes` stand between them and the client: the refusal of
 dot segments for ``..``, and the ``is_relative_to`` check on the resolved path for symlinks
 (and for ``..`` too, should the first check ever go).
 """

@@ -17,6 +17,6 @@ Modules, from the top of the package down (each imports only those below it):
 
 May import: ``publisher.compose`` (messages), ``publisher.store``, and
 ``publisher.config``, ``publisher.models``, ``publisher.errors``, ``publisher.clock``.
-Never the layers above it (app, services, pipeline, web, ops) nor its siblings
+Never the layers above it (app, services, web, ops) nor its siblings
 ``collect`` and ``syndicate``.
 """

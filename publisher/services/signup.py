@@ -1,7 +1,7 @@
 """Double opt-in (store and transport I/O): record a sign-up request and mail its link.
 
-Used by the web form (``POST /subscribe``) and by ``publisher subscribers import
---pending``. The confirmation link carries a signed ``confirm`` token bound to the
+Used by :func:`publisher.services.subscriptions.subscribe` (the web form, ``POST
+/subscribe``) and by ``publisher subscribers import --pending``. The confirmation link carries a signed ``confirm`` token bound to the
 subscriber and to the request's nonce, valid for seven days; a newer request replaces
 the nonce, so only the newest link confirms.
 """
