@@ -62,7 +62,7 @@ def test_wheel_installs_and_a_new_site_runs_from_an_empty_folder(tmp_path: Path)
     [wheel] = dist.glob("publisher-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"publisher/templates/email.css", "publisher/templates/digest.txt.j2",
-            "publisher/templates/web/web.css", "publisher/starter/config.toml"} <= names  # fmt: skip
+            "publisher/templates/web/web.css", "publisher/ops/starter/config.toml"} <= names  # fmt: skip
 
     # A fresh venv; the dependencies are reused from this test's environment through a .pth
     # file (no network), the package itself only from the wheel.
