@@ -348,3 +348,22 @@ def test_help_texts_say_what_each_command_does() -> None:
     assert "--password-stdin" in helptext("operators", "passwd")
     assert "enrol a new one at their next login" in helptext("operators", "reset-2fa")
     assert "Only a hash of the token is stored" in helptext("tokens", "create")
+
+
+def test_audit_log_pages_newest_first_filters_and_purges(store_url: str) -> None:
+    from publisher.models import AuditEntry
+    from publisher.store import Store
+
+    store = Store.open(store_url)
+    for i in range(5):
+        store.record_audit(AuditEntry(at=T0 + timedelta(days=i), actor=f"cli:u{i % 2}",
+                                      action="token.create", target=f"t{i}", ip="x" * 60))  # fmt: skip
+    first = store.audit_entries(2)
+    assert [e.target for e in first] == ["t4", "t3"]
+    assert len(first[0].ip or "") == 45  # bounded
+    rest = store.audit_entries(10, before_id=first[-1].id)
+    assert [e.target for e in rest] == ["t2", "t1", "t0"]
+    assert [e.target for e in store.audit_entries(actor="cli:u1")] == ["t3", "t1"]
+    assert store.purge_audit(T0 + timedelta(days=3)) == 3
+    assert [e.target for e in store.audit_entries()] == ["t4", "t3"]
+    store.close()
