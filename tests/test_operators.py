@@ -58,7 +58,9 @@ def test_add_list_passwd_remove_with_password_stdin(tmp_path: Path, store_url: s
     _cli(config, "operators", "add", "bo@example.org", "--role", "viewer", "--password-stdin",
          input="another long passphrase")  # fmt: skip
     listed = _cli(config, "operators", "list").stdout
-    assert re.search(r"ada@example\.org\s+│\s+admin\s+│\s+no\s+│\s+2026-11-28 15:00\s+│\s+never", listed)
+    assert re.search(
+        r"ada@example\.org\s+│\s+admin\s+│\s+no\s+│\s+2026-11-28 15:00\s+│\s+never", listed
+    )
     assert "bo@example.org" in listed and "viewer" in listed
 
     again = _cli(config, "operators", "add", "ada@example.org", "--role", "editor",
@@ -74,17 +76,23 @@ def test_add_list_passwd_remove_with_password_stdin(tmp_path: Path, store_url: s
     assert operator_service.verify_password(app, "ada@example.org", PASSWORD + "x") is None
     assert operator_service.verify_password(app, "nobody@example.org", PASSWORD) is None
     assert operator_service.verify_password(app, "not an address", PASSWORD) is None
+    assert operator_service.verify_password(app, "ada@example.org", "x" * 10**6) is None
     app.store.close()
 
     new = "a different passphrase entirely"
-    out = _cli(config, "operators", "passwd", "ada@example.org", "--password-stdin", input=new).stdout
+    out = _cli(
+        config, "operators", "passwd", "ada@example.org", "--password-stdin", input=new
+    ).stdout
     assert out == "password changed for ada@example.org\n"
     app = _app(config)
     assert operator_service.verify_password(app, "ada@example.org", PASSWORD) is None
     assert operator_service.verify_password(app, "ada@example.org", new) is not None
     app.store.close()
 
-    assert _cli(config, "operators", "remove", "bo@example.org").stdout == "removed operator bo@example.org\n"
+    assert (
+        _cli(config, "operators", "remove", "bo@example.org").stdout
+        == "removed operator bo@example.org\n"
+    )
     gone = _cli(config, "operators", "remove", "bo@example.org", check=False)
     assert gone.returncode == 1 and "no operator bo@example.org" in gone.stderr
     assert "bo@example.org" not in _cli(config, "operators", "list").stdout
@@ -125,7 +133,9 @@ def test_add_refuses_a_weak_password_a_bad_address_and_an_unknown_role(tmp_path:
          "Invalid value for '--role': 'root' is not one of 'viewer', 'editor', 'admin'"),
     ]  # fmt: skip
     for args, password, code, message in cases:
-        result = _cli(config, "operators", "add", *args, "--password-stdin", input=password, check=False)
+        result = _cli(
+            config, "operators", "add", *args, "--password-stdin", input=password, check=False
+        )
         assert result.returncode == code, result.stderr
         assert message in result.stderr
         assert result.stdout == ""
@@ -150,7 +160,9 @@ def _run_in_pty(config: Path, args: list[str], answers: list[str]) -> tuple[int,
     if pid == 0:  # the child: its controlling terminal is the pty, as in a real shell
         os.chdir(config.parent)
         os.environ.update(PUBLISHER_NOW=NOW, PUBLISHER_TEST_SECRET="test-secret")
-        os.execv(sys.executable, [sys.executable, "-m", "publisher", "--config", str(config), *args])
+        os.execv(
+            sys.executable, [sys.executable, "-m", "publisher", "--config", str(config), *args]
+        )
     output, pending = b"", list(answers)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -220,11 +232,18 @@ def test_login_is_recorded_with_the_address_it_came_from(tmp_path: Path) -> None
     config = write_config(tmp_path)
     app = _app(config)
     actor = Actor("cli:test")
-    operator = operator_service.add_operator(app, "ops@example.org", "viewer", PASSWORD, actor=actor)
+    operator = operator_service.add_operator(
+        app, "ops@example.org", "viewer", PASSWORD, actor=actor
+    )
     operator_service.record_login(app, operator, actor=Actor("ops@example.org", ip="192.0.2.7"))
     assert app.store.operator("ops@example.org").last_login_at == T0  # type: ignore[union-attr]
     [login, added] = app.store.audit_entries()
-    assert (login.actor, login.action, login.ip, login.at) == ("ops@example.org", "operator.login", "192.0.2.7", T0)
+    assert (login.actor, login.action, login.ip, login.at) == (
+        "ops@example.org",
+        "operator.login",
+        "192.0.2.7",
+        T0,
+    )
     assert (added.actor, added.ip) == ("cli:test", None)
     app.store.close()
 
@@ -232,17 +251,24 @@ def test_login_is_recorded_with_the_address_it_came_from(tmp_path: Path) -> None
 # -- tokens -------------------------------------------------------------------------------
 
 
-def test_token_is_printed_once_and_authenticates_until_revoked(tmp_path: Path, store_url: str) -> None:
+def test_token_is_printed_once_and_authenticates_until_revoked(
+    tmp_path: Path, store_url: str
+) -> None:
     config = write_config(tmp_path, store_url=store_url)
     created = _cli(config, "tokens", "create", "ci", "--scope", "write")
     raw = created.stdout.strip()
     assert TOKEN.match(raw), created.stdout
-    assert created.stdout == raw + "\n"  # only the token on stdout: TOKEN=$(publisher tokens create ...)
+    assert (
+        created.stdout == raw + "\n"
+    )  # only the token on stdout: TOKEN=$(publisher tokens create ...)
     assert "created token ci (write, never expires); it is shown only this once" in created.stderr
 
     listed = _cli(config, "tokens", "list").stdout
     assert raw not in listed and raw.rsplit("_", 1)[-1] not in listed
-    assert re.search(rf"ci\s+│\s+{raw[:17]}\s+│\s+write\s+│\s+active\s+│\s+2026-11-28 15:00\s+│\s+never\s+│\s+never", listed), listed
+    assert re.search(
+        rf"ci\s+│\s+{raw[:17]}\s+│\s+write\s+│\s+active\s+│\s+2026-11-28 15:00\s+│\s+never\s+│\s+never",
+        listed,
+    ), listed
 
     later = T0 + timedelta(hours=2)
     app = _app(config, later)
@@ -289,15 +315,22 @@ def test_an_expired_token_is_refused(tmp_path: Path) -> None:
     assert app.store.api_token("short-lived").state(app.clock()) == "expired"  # type: ignore[union-attr]
     app.store.close()
     listed = run_cli(config, "tokens", "list", now="2026-11-30T00:00:00+00:00").stdout
-    assert re.search(r"short-lived\s+│.*│\s+expired\s+│\s+2026-11-28 15:00\s+│\s+2026-11-29 15:00", listed)
+    assert re.search(
+        r"short-lived\s+│.*│\s+expired\s+│\s+2026-11-28 15:00\s+│\s+2026-11-29 15:00", listed
+    )
 
 
 def test_create_refuses_bad_scopes_lifetimes_and_names(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     result = _cli(config, "tokens", "create", "ci", "--scope", "admin", check=False)
     assert result.returncode == 2 and result.stdout == ""
-    assert "Invalid value for '--scope': 'admin' is not one of 'read', 'write', 'send'" in result.stderr
-    result = _cli(config, "tokens", "create", "ci", "--scope", "read", "--expires", "soon", check=False)
+    assert (
+        "Invalid value for '--scope': 'admin' is not one of 'read', 'write', 'send'"
+        in result.stderr
+    )
+    result = _cli(
+        config, "tokens", "create", "ci", "--scope", "read", "--expires", "soon", check=False
+    )
     assert result.returncode == 1 and result.stdout == ""
     assert "--expires: 'soon' is not a duration" in result.stderr
     app = _app(config)
@@ -323,7 +356,9 @@ def test_the_database_holds_no_password_and_no_token(tmp_path: Path) -> None:
     secret = raw.rsplit("_", 1)[-1]
     files = [p for p in tmp_path.glob("publisher.db*") if p.is_file()]
     data = b"".join(p.read_bytes() for p in files)
-    assert b"ops@example.org" in data and token_service.token_hash(raw).encode() in data  # the grep works
+    assert (
+        b"ops@example.org" in data and token_service.token_hash(raw).encode() in data
+    )  # the grep works
     for plain in (PASSWORD, raw, secret, secret[:20]):
         assert plain.encode() not in data, plain
     assert b"$argon2id$" in data

@@ -101,7 +101,9 @@ def revoke_token(app: App, name: str, *, actor: Actor) -> ApiToken:
     if token is None:
         raise OperatorError(f"no token named {name!r} (see `publisher tokens list`)")
     if token.revoked_at is not None:
-        raise OperatorError(f"token {name!r} was revoked already, at {token.revoked_at:%Y-%m-%d %H:%M} UTC")
+        raise OperatorError(
+            f"token {name!r} was revoked already, at {token.revoked_at:%Y-%m-%d %H:%M} UTC"
+        )
     now = app.clock()
     app.store.revoke_api_token(name, now, entry(app, actor, "token.revoke", name))
     return app.store.api_token(name) or token

@@ -16,7 +16,7 @@ from publisher.ops.common import _app, _console, cli_actor
 
 _PASSWORD_STDIN_HELP = (
     "Read the password from standard input (for scripts: "
-    "`printf %s \"$PW\" | publisher operators ...`) instead of prompting."
+    '`printf %s "$PW" | publisher operators ...`) instead of prompting.'
 )
 
 
@@ -30,11 +30,7 @@ def read_password(from_stdin: bool) -> str:
         raise click.UsageError(
             "no terminal to type the password at: pipe it in with --password-stdin"
         )
-    return str(
-        click.prompt(
-            "Password", hide_input=True, confirmation_prompt="Repeat the password"
-        )
-    )
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password"))
 
 
 @click.group()

@@ -47,8 +47,10 @@ def tokens_create(ctx: click.Context, name: str, scope: str, expires: str | None
         app, name, scope, service.parse_expiry(expires), actor=cli_actor()
     )
     click.echo(raw)
-    until = "never expires" if token.expires_at is None else (
-        f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC"
+    until = (
+        "never expires"
+        if token.expires_at is None
+        else f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC"
     )
     click.echo(
         f"created token {token.name} ({token.scope}, {until}); it is shown only this once",
