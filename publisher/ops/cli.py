@@ -43,7 +43,7 @@ COMMANDS: dict[str, CommandInfo] = {
     "feeds": CommandInfo(_P + "feeds", "feeds", "Write the RSS, Atom and JSON feeds into [feeds] output_dir (only files that changed)."),
     "init": CommandInfo(_P + "init", "init", "Create a new site in DIR (default: the current folder)."),
     "issues": CommandInfo(_P + "issues", "issues", "List, inspect, cancel and resend issues."),
-    "operators": CommandInfo(_P + "operators", "operators", "Add, list and remove the operators who may log in to the console."),
+    "operators": CommandInfo(_P + "operators", "operators", "Add, list and remove console operators; change their password; reset their 2FA."),
     "preview": CommandInfo(_P + "send", "preview", "Render DIGEST's next issue exactly as it would be sent; nothing is stored or sent."),
     "run": CommandInfo(_P + "run", "run", "Collect, write feeds and send every due digest."),
     "send": CommandInfo(_P + "send", "send", "Create DIGEST's issue for the current period (if it has new articles) and deliver it."),

@@ -35,7 +35,7 @@ def read_password(from_stdin: bool) -> str:
 
 @click.group()
 def operators() -> None:
-    """Add, list and remove the operators who may log in to the console."""
+    """Add, list and remove console operators; change their password; reset their 2FA."""
 
 
 @operators.command("add")
