@@ -53,3 +53,7 @@ class SubscriberError(PublisherError):
 
 class DigestError(PublisherError):
     """An unknown digest, or a digest whose templates cannot be rendered."""
+
+
+class OperatorError(PublisherError):
+    """An unknown or duplicate operator or API token, an invalid role or a weak password."""

@@ -1,4 +1,5 @@
-"""Plain data passed between the modules (no I/O): articles, subscribers, issues, deliveries."""
+"""Plain data passed between the modules (no I/O): articles, subscribers, issues, deliveries,
+operators, API tokens and the audit log."""
 
 from __future__ import annotations
 
@@ -155,3 +156,76 @@ class Held:
         else:
             back = "liveness unknown"
         return f"{self.count} held by {self.holder} ({back})"
+
+
+# -- operators, API tokens, audit --------------------------------------------------------
+
+# Each role can do everything the roles before it can (viewer < editor < admin), and so can
+# each token scope (read < write < send): one comparison of positions answers "may they?".
+ROLES = ("viewer", "editor", "admin")
+SCOPES = ("read", "write", "send")
+
+
+def role_allows(role: str, needed: str) -> bool:
+    """Whether an operator with ``role`` may do what needs ``needed`` (an unknown role: no)."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
+
+
+def scope_allows(scope: str, needed: str) -> bool:
+    """Whether a token with ``scope`` may do what needs ``needed`` (an unknown scope: no)."""
+    return scope in SCOPES and SCOPES.index(scope) >= SCOPES.index(needed)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A person who may log in to the console. The secrets stay out of ``repr`` (and logs)."""
+
+    email: str
+    role: str
+    password_hash: str = field(repr=False)
+    totp_secret: str | None = field(repr=False)
+    # JSON list of hashes of the unused recovery codes (written by the console's enrolment).
+    recovery_codes: str | None = field(repr=False)
+    created_at: datetime
+    last_login_at: datetime | None
+
+    @property
+    def two_factor(self) -> bool:
+        """Whether the operator has enrolled a TOTP second factor."""
+        return self.totp_secret is not None
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token as stored: never its secret, only the public prefix that names it."""
+
+    id: int
+    name: str
+    prefix: str
+    scope: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        """``active``, ``revoked`` or ``expired`` at ``now``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One operator action: who (``cli:alice``, an operator's email, ``token:ci``), what,
+    on what, when and from which address (None from the command line)."""
+
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: str = ""
+    ip: str | None = None
+    id: int | None = None

@@ -219,8 +219,9 @@ def run_cli(
     now: str | None = None,
     check: bool = True,
     env: dict[str, str] | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``publisher --config CONFIG ARGS`` as a real subprocess."""
+    """Run ``publisher --config CONFIG ARGS`` as a real subprocess (``input``: its stdin)."""
     full_env = {**os.environ, "PUBLISHER_TEST_SECRET": "test-secret", **(env or {})}
     if now:
         full_env["PUBLISHER_NOW"] = now
@@ -231,6 +232,7 @@ def run_cli(
         env=full_env,
         cwd=config.parent,
         timeout=120,
+        input=input,
     )
     if check and result.returncode != 0:
         raise AssertionError(

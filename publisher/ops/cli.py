@@ -43,6 +43,7 @@ COMMANDS: dict[str, CommandInfo] = {
     "feeds": CommandInfo(_P + "feeds", "feeds", "Write the RSS, Atom and JSON feeds into [feeds] output_dir (only files that changed)."),
     "init": CommandInfo(_P + "init", "init", "Create a new site in DIR (default: the current folder)."),
     "issues": CommandInfo(_P + "issues", "issues", "List, inspect, cancel and resend issues."),
+    "operators": CommandInfo(_P + "operators", "operators", "Add, list and remove console operators; change their password; reset their 2FA."),
     "preview": CommandInfo(_P + "send", "preview", "Render DIGEST's next issue exactly as it would be sent; nothing is stored or sent."),
     "run": CommandInfo(_P + "run", "run", "Collect, write feeds and send every due digest."),
     "send": CommandInfo(_P + "send", "send", "Create DIGEST's issue for the current period (if it has new articles) and deliver it."),
@@ -57,6 +58,7 @@ COMMANDS: dict[str, CommandInfo] = {
         "(alive, gone, unknown) and the claims they hold.",
     ),
     "subscribers": CommandInfo(_P + "subscribers", "subscribers", "Add, change, import, list, remove and export subscribers."),
+    "tokens": CommandInfo(_P + "tokens", "tokens", "Create, list and revoke tokens for the HTTP API."),
     "worker": CommandInfo(_P + "worker", "worker", "Send the queued deliveries of every open issue, of every digest, until SIGTERM."),
 }  # fmt: skip
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from publisher.app import App
     from publisher.models import SendReport
     from publisher.services import feeds as feed_service
+    from publisher.services.audit import Actor
 
 def _config(ctx: click.Context) -> config_module.Config:
     return config_module.load(ctx.find_root().obj)
@@ -35,7 +36,7 @@ def _config(ctx: click.Context) -> config_module.Config:
 # never a new empty database (and folders) made from a typo in [store] url.
 _READ_ONLY = {
     ("status",), ("check",), ("preview",), ("issues", "list"), ("issues", "show"),
-    ("subscribers", "list"), ("subscribers", "export"),
+    ("subscribers", "list"), ("subscribers", "export"), ("operators", "list"), ("tokens", "list"),
 }  # fmt: skip
 
 
@@ -54,6 +55,19 @@ def _app(ctx: click.Context) -> App:
     app = open_app(_config(ctx), create=not _reads_only(ctx))
     ctx.call_on_close(app.store.close)
     return app
+
+
+def cli_actor() -> Actor:
+    """Who acts from the command line, for the audit log: ``cli:<OS user>``."""
+    import getpass
+
+    from publisher.services.audit import Actor
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        user = "unknown"
+    return Actor(f"cli:{user}")
 
 
 def _console() -> Console:

@@ -19,5 +19,8 @@ it, never a door.
 - ``subscribers``: ``import_csv``, ``add``, ``change``, ``remove`` (the operator's side);
 - ``subscriber_csv``: subscriber CSV files read and written;
 - ``signup``: the double opt-in request and confirmation;
-- ``bounces``: bounce messages and the IMAP poll into subscriber states.
+- ``bounces``: bounce messages and the IMAP poll into subscriber states;
+- ``operators``: the console's operators (add, remove, passwords, 2FA reset, login check);
+- ``tokens``: API tokens (create, revoke, ``authenticate_token``);
+- ``audit``: the :class:`~publisher.services.audit.Actor` of an action, audit entries.
 """

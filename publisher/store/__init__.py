@@ -26,17 +26,22 @@ hold one object while each module holds one part of the schema.
 - ``claims``: claiming, taking over, fencing and recording deliveries.
 - ``workers``: the registry of sending processes.
 - ``limits``: cluster-wide send limits and relay health.
+- ``operators``: the console's operators (password hashes, second factor).
+- ``tokens``: API tokens (hashes only), their scope, expiry, last use and revocation.
+- ``audit``: the audit log of operator actions, written in the action's transaction.
 """
 
 from __future__ import annotations
 
 from publisher.store import location
 from publisher.store.articles import ArticlesMixin, feed_id_for
+from publisher.store.audit import AuditMixin
 from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.issues import BOUNCED, DELIVERY_STATES, THROTTLE_KEY, IssuesMixin
 from publisher.store.limits import LimitsMixin
+from publisher.store.operators import OperatorsMixin
 from publisher.store.planning import PlanningMixin
 from publisher.store.rollups import RollupsMixin
 from publisher.store.roster import SubscriberAdmin
@@ -44,6 +49,7 @@ from publisher.store.signups import SignupsMixin
 from publisher.store.sources import FEEDS_STATE, FeedIndexRow, SourcesMixin
 from publisher.store.subscribers import ACTIVE, SubscribersMixin
 from publisher.store.suppressions import SuppressionsMixin
+from publisher.store.tokens import TokensMixin
 from publisher.store.workers import WorkersMixin
 
 __all__ = [
@@ -78,6 +84,9 @@ class Store(
     PlanningMixin,
     SubscriberAdmin,
     SuppressionsMixin,
+    OperatorsMixin,
+    TokensMixin,
+    AuditMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

@@ -263,3 +263,54 @@ relay_health = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("changed_at", UTCDateTime, nullable=False),
 )
+
+# Operators of the console (0011): the password as an argon2 hash; the TOTP secret and the
+# hashes of unused recovery codes stay NULL until the operator enrols a second factor.
+operators = Table(
+    "operators",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("totp_secret", Text),
+    Column("recovery_codes", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime),
+    UniqueConstraint("email", name="uq_operators_email"),
+)
+
+# API tokens (0011): only the SHA-256 of the whole token is kept; ``prefix`` is its public
+# part (``pub_<prefix>_...``), so a token seen in a log can be named without its secret.
+# A revoked token keeps its row (and name) for the audit trail.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(32), nullable=False),
+    Column("scope", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    UniqueConstraint("name", name="uq_api_tokens_name"),
+    UniqueConstraint("prefix", name="uq_api_tokens_prefix"),
+    UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+)
+
+# Every operator action (0011): who (``cli:<user>``, an operator's email, ``token:<name>``),
+# what, on what, when and from which address. Read newest first, and purged by age.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(400), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("ip", String(45)),
+    Index("ix_audit_log_at", "at"),
+)
