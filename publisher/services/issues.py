@@ -72,7 +72,7 @@ def pause_issue(app: App, issue_id: int) -> Paused:
     if change.before == PAUSED:
         raise PublisherError(
             f"issue #{issue_id} is already paused ({change.queued} queued)",
-            hint=f"`publisher issues resume {issue_id}` sends the rest",
+            hint=f"`publisher issues resume {issue_id}` lets the rest go",
         )
     if change.before in ("sent", "cancelled"):
         raise PublisherError(f"issue #{issue_id} is {change.before}: there is nothing to pause")
