@@ -55,7 +55,11 @@ class Subscriber:
 
 @dataclass(frozen=True)
 class Issue:
-    """One edition of a digest, unique per ``(digest_id, period)``."""
+    """One edition of a digest, unique per ``(digest_id, period)``.
+
+    ``status``: sending (deliveries left), paused (by an operator: queued, sent by
+    nobody), sent (nothing left) or cancelled.
+    """
 
     id: int
     digest_id: str

@@ -28,6 +28,10 @@ message is routed to the next healthy relay (:mod:`publisher.deliver.relays`).
 
 A stop (SIGTERM) lets each thread finish the message in flight, records the results and
 puts the rest of its claimed batch back in the queue, so a later run goes on from there.
+An operator's pause (``publisher issues pause``, from any process) does the same for the
+issue: the run looks at the issue's status at most once a second (``PAUSE_CHECK_SECONDS``)
+and, once it is ``paused``, claims nothing more and ends as a stop does; the process goes
+on with other issues.
 """
 
 from __future__ import annotations
@@ -49,9 +53,10 @@ from publisher.deliver.retry import is_bounce, is_throttle, retry_delay
 from publisher.deliver.transports import Transport
 from publisher.errors import DeliveryError, TransportError
 from publisher.models import Held, Recipient, SendOutcome
-from publisher.store import Store
+from publisher.store import PAUSED, Store
 
 MAX_ROUTES = 10  # relays tried for one message before the run gives up
+PAUSE_CHECK_SECONDS = 1.0  # how stale the run's view of an operator's pause may be
 
 Signer = Callable[[bytes], bytes]
 
@@ -166,6 +171,8 @@ class IssueSend:
         self.base_url, self.make_token, self.clock = base_url, make_token, clock
         self.label, self.session, self.stop = label, session, stop
         self.halt = threading.Event()  # set when one thread failed: the others stop too
+        self.paused = threading.Event()  # set once the issue is seen paused by an operator
+        self.checked_at = time.monotonic()
         self.pacer = Pacer(store, settings, relay_rates)
         self.result = DeliveryResult()
         self.lock = threading.Lock()
@@ -203,8 +210,24 @@ class IssueSend:
         return self.result
 
     def stopping(self) -> bool:
-        """True once the run was stopped, a thread failed or recording failed."""
-        return self.stop.is_set() or self.halt.is_set() or self.recorder.error is not None
+        """True once the run was stopped, a thread failed, recording failed or the issue
+        was paused."""
+        if self.stop.is_set() or self.halt.is_set() or self.recorder.error is not None:
+            return True
+        return self.pause_seen()
+
+    def pause_seen(self) -> bool:
+        """Whether an operator paused the issue; the store is asked at most once a second."""
+        now = time.monotonic()
+        with self.lock:
+            if self.paused.is_set() or now - self.checked_at < PAUSE_CHECK_SECONDS:
+                return self.paused.is_set()
+            self.checked_at = now
+        # Only a pause: after a cancel the batch in flight finishes (its rest would be
+        # released into a queue nobody sends).
+        if self.store.issue_status(self.template.issue_id) == PAUSED:
+            self.paused.set()
+        return self.paused.is_set()
 
     def run_worker(self, index: int) -> None:
         """One sending thread: its own connection and domain gate; claim and send batches."""

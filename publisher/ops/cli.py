@@ -42,7 +42,7 @@ COMMANDS: dict[str, CommandInfo] = {
     "db": CommandInfo(_P + "db", "db", "Database maintenance."),
     "feeds": CommandInfo(_P + "feeds", "feeds", "Write the RSS, Atom and JSON feeds into [feeds] output_dir (only files that changed)."),
     "init": CommandInfo(_P + "init", "init", "Create a new site in DIR (default: the current folder)."),
-    "issues": CommandInfo(_P + "issues", "issues", "List, inspect, cancel and resend issues."),
+    "issues": CommandInfo(_P + "issues", "issues", "List, inspect, pause, resume, cancel and resend issues."),
     "operators": CommandInfo(_P + "operators", "operators", "Add, list and remove console operators; change their password; reset their 2FA."),
     "preview": CommandInfo(_P + "send", "preview", "Render DIGEST's next issue exactly as it would be sent; nothing is stored or sent."),
     "run": CommandInfo(_P + "run", "run", "Collect, write feeds and send every due digest."),
@@ -52,10 +52,10 @@ COMMANDS: dict[str, CommandInfo] = {
         _P + "status",
         "status",
         "Show each digest's next send and last issue, recent issues with delivery counts, "
-        "deliveries held by a send_window, failing sources, the size of the retry queue, each "
-        "SMTP relay's health (healthy, or unhealthy with its last error and when it is "
-        "re-checked), limits paused now, and the sending processes (workers) with their state "
-        "(alive, gone, unknown) and the claims they hold.",
+        "deliveries held by a send_window, paused issues with their queued count, failing "
+        "sources, the size of the retry queue, each SMTP relay's health (healthy, or unhealthy "
+        "with its last error and when it is re-checked), limits paused now, and the sending "
+        "processes (workers) with their state (alive, gone, unknown) and the claims they hold.",
     ),
     "subscribers": CommandInfo(_P + "subscribers", "subscribers", "Add, change, import, list, remove and export subscribers."),
     "tokens": CommandInfo(_P + "tokens", "tokens", "Create, list and revoke tokens for the HTTP API."),

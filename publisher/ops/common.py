@@ -205,6 +205,8 @@ def _print_issue_status(app: App, issue_id: int) -> None:
         f"counts    {c['queued']} queued, {c['sending']} sending, {c['sent']} sent, "
         f"{c['failed']} failed, {c['bounced']} bounced, {c['skipped']} skipped"
     )
+    if issue.status == "paused":
+        click.echo(f"paused    nothing goes out until `publisher issues resume {issue.id}`")
     eta = "-" if view.eta_seconds is None else format_seconds(view.eta_seconds)
     click.echo(f"rate      {view.rate:.1f} msg/s over the last minute, ETA {eta}")
     if view.next_retry_at is not None:

@@ -39,9 +39,10 @@ def issue_data(store: Store, issue: Issue) -> dict[str, Any]:
 
 def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
     """Digests with their next fire time and last issue, recent issues, failing sources,
-    the retry queue, the relay's last slow-down, the article count, held sends, each
-    relay's health, the limits paused cluster-wide now and the registered sending
-    processes (state alive/gone/unknown, claims held, lease)."""
+    the retry queue, the relay's last slow-down, the article count, held sends, the
+    issues an operator paused (with their queued count), each relay's health, the limits
+    paused cluster-wide now and the registered sending processes (state
+    alive/gone/unknown, claims held, lease)."""
     store: Store = app.store
     digests = []
     for digest in app.config.digests:
@@ -85,6 +86,10 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
             for b in store.paused_buckets()
         ],
         "held": held_data(store, now, recent),
+        "paused_issues": [
+            {"issue": i.id, "digest": i.digest_id, "period": i.period, "queued": queued}
+            for i, queued in store.paused_issues()
+        ],
         "workers": liveness.workers_data(store),
     }
 

@@ -10,7 +10,8 @@ it, never a door.
 - ``feeds``: the feed build;
 - ``sending``: a digest's due issue created and delivered (``send_digest``), an open issue
   delivered (``deliver_open_issue``), the process's sender registration;
-- ``issues``: operator actions: ``send_now``, ``cancel_issue``, ``requeue_failed``;
+- ``issues``: operator actions: ``send_now``, ``cancel_issue``, ``pause_issue``,
+  ``resume_issue``, ``requeue_failed``;
 - ``composing``: an issue's articles, rendering, message template and personal links;
 - ``archive``: the "view in browser" pages and their index;
 - ``previews``: previews and ``[TEST]`` copies;

@@ -1,4 +1,5 @@
-"""What an operator does to issues (store I/O; sending goes through :mod:`.sending`).
+"""What an operator does to issues (store I/O; sending goes through :mod:`.sending`):
+cancel, pause, resume, requeue the failed, send now.
 
 Plain functions for every door: the CLI calls them today, the console and the API call the
 same ones. They know neither click nor Starlette, take the :class:`~publisher.app.App`
@@ -14,6 +15,16 @@ from publisher.app import App
 from publisher.errors import PublisherError
 from publisher.models import Issue, SendReport
 from publisher.services import sending
+from publisher.store import PAUSED
+
+
+@dataclass(frozen=True)
+class Paused:
+    """What pausing (or resuming) an issue found: deliveries queued and in flight then."""
+
+    issue: Issue
+    queued: int
+    sending: int
 
 
 @dataclass(frozen=True)
@@ -46,11 +57,50 @@ def cancel_issue(app: App, issue_id: int, *, release_articles: bool = True) -> C
     return Cancelled(issue=issue, skipped=skipped, released=released)
 
 
+def pause_issue(app: App, issue_id: int) -> Paused:
+    """Pause an issue: its queued deliveries stay queued and nothing sends them until
+    :func:`resume_issue`.
+
+    A sender busy with it (any process, any host) stops claiming within about a second;
+    the messages in flight finish and are recorded, the rest of its batch goes back to
+    the queue. A sent or cancelled issue, one already paused and one with nothing left to
+    send are refused with a PublisherError.
+    """
+    change = app.store.pause_issue(issue_id)
+    if change.before is None:
+        raise PublisherError(f"no issue #{issue_id} (see `publisher issues list`)")
+    if change.before == PAUSED:
+        raise PublisherError(
+            f"issue #{issue_id} is already paused ({change.queued} queued)",
+            hint=f"`publisher issues resume {issue_id}` lets the rest go",
+        )
+    if change.before in ("sent", "cancelled"):
+        raise PublisherError(f"issue #{issue_id} is {change.before}: there is nothing to pause")
+    if not change.changed:
+        raise PublisherError(f"issue #{issue_id} has nothing left to send: not paused")
+    return Paused(get_issue(app, issue_id), change.queued, change.sending)
+
+
+def resume_issue(app: App, issue_id: int) -> Paused:
+    """Make a paused issue sendable again: the next ``send``, ``run`` or ``worker`` (or the
+    running daemon or worker, at its next poll) sends what is queued.
+
+    Nothing is sent here. An issue that is not paused is refused with a PublisherError.
+    """
+    change = app.store.resume_issue(issue_id)
+    if change.before is None:
+        raise PublisherError(f"no issue #{issue_id} (see `publisher issues list`)")
+    if not change.changed:
+        raise PublisherError(f"issue #{issue_id} is not paused ({change.before}): nothing to resume")
+    return Paused(get_issue(app, issue_id), change.queued, change.sending)
+
+
 def requeue_failed(app: App, issue_id: int) -> tuple[Issue, int]:
     """Queue an issue's failed deliveries again with a fresh retry budget.
 
     Bounced addresses are not retried; messages already sent are never sent again.
-    Returns the (reopened) issue and how many deliveries were requeued.
+    Returns the (reopened) issue and how many deliveries were requeued. A paused issue
+    stays paused: what was requeued waits for :func:`resume_issue`.
     """
     issue = get_issue(app, issue_id)
     requeued = app.store.requeue_failed(issue_id, app.clock())

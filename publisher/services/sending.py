@@ -22,6 +22,7 @@ from publisher.models import Article, Issue, SendReport
 from publisher.services import cadence, dryrun
 from publisher.services.archive import write_archive
 from publisher.services.composing import message_template, next_issue_articles, render_issue
+from publisher.store import PAUSED
 
 
 def _message_label(issue: Issue) -> str:
@@ -52,7 +53,8 @@ def deliver_open_issue(
 ) -> SendReport:
     """Send the due deliveries of one open issue (of any digest) and close it when done.
 
-    The issue's message template is built once here; ``stop`` ends the run gracefully.
+    The issue's message template is built once here; ``stop`` ends the run gracefully,
+    and so does an operator's pause of the issue (the report's note says so).
     Used by ``send`` (after creating the issue) and by ``publisher worker``.
     """
     digest = app.config.digest(issue.digest_id)
@@ -85,7 +87,8 @@ def deliver_open_issue(
     report.sent, report.failed, report.retrying = result.sent, result.failed, result.retrying
     report.bounced, report.recovered = result.bounced, result.recovered
     report.released, report.lost, report.held_by = result.released, result.lost, result.held
-    app.store.finish_issue_if_done(issue.id)
+    if not app.store.finish_issue_if_done(issue.id) and app.store.issue_status(issue.id) == PAUSED:
+        report.note = f"paused: the rest stays queued until `publisher issues resume {issue.id}`"
     return report
 
 
@@ -138,12 +141,14 @@ def send_digest(
         for report in reports:
             report.queued_only = report.issue is not None
         _note_held(app, reports)
+        _note_paused(app, digest, reports)
         if not reports and existing is not None:
             note = f"issue {period.key} (#{existing.id}) was planned before: nothing more queued"
             reports.append(SendReport(digest_id=digest.id, note=note))
         return reports
     _deliver_open(app, digest, reports, stop)
     _note_held(app, reports)
+    _note_paused(app, digest, reports)
     if not reports:
         reports.append(
             SendReport(digest_id=digest.id, issue=existing, note=f"issue {period.key} already sent")
@@ -163,6 +168,7 @@ def _dry_run_tail(
     """A dry run's roll-ups and open issues after its regular issue; never silent."""
     reports.extend(dryrun.rollups(app, digest, now, articles))
     reports.extend(dryrun.open_issues(app, digest, now))
+    _note_paused(app, digest, reports)
     if not reports and existing is not None:
         # A dry run must say something: here the period's issue went out already.
         note = f"dry run: issue {period.key} (#{existing.id}) already sent; nothing to send"
@@ -187,9 +193,9 @@ def _deliver_open(
             )
             match.bounced, match.recovered = delivered.bounced, delivered.recovered
             match.released, match.lost = delivered.released, delivered.lost
-            match.held_by = delivered.held_by
+            match.held_by, match.note = delivered.held_by, delivered.note or match.note
         else:
-            delivered.note = "resumed"
+            delivered.note = "; ".join(filter(None, ("resumed", delivered.note)))
             reports.append(delivered)
 
 
@@ -199,6 +205,18 @@ def _note_held(app: App, reports: list[SendReport]) -> None:
     for report in reports:
         if report.issue is not None:
             report.held, report.held_until = app.store.held_deliveries(report.issue.id, now)
+
+
+def _note_paused(app: App, digest: DigestConfig, reports: list[SendReport]) -> None:
+    """Say which of the digest's issues are paused, and so got nothing from this run."""
+    for issue, queued in app.store.paused_issues(digest.id):
+        if any(r.issue is not None and r.issue.id == issue.id for r in reports):
+            continue  # paused while this run sent it: its own report says so
+        note = (
+            f"issue {issue.period} (#{issue.id}) is paused: {queued} queued, nothing sent; "
+            f"`publisher issues resume {issue.id}` lets them go"
+        )
+        reports.append(SendReport(digest_id=digest.id, note=note))
 
 
 def _create_regular_issue(

@@ -21,6 +21,7 @@ hold one object while each module holds one part of the schema.
 - ``suppressions``: the suppression list (hashes of addresses never to be mailed again).
 - ``bounces``: bounce events and the verdict they lead to.
 - ``issues``: issues, one per ``(digest, period)``, and the delivery ledger's reads.
+- ``pauses``: pausing and resuming an issue (its queue kept, no claims while paused).
 - ``rollups``: subscription frequencies and the roll-up issues of slower cadences.
 - ``planning``: who gets an issue, queued and counted by one set-based statement.
 - ``claims``: claiming, taking over, fencing and recording deliveries.
@@ -39,9 +40,16 @@ from publisher.store.audit import AuditMixin
 from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
-from publisher.store.issues import BOUNCED, DELIVERY_STATES, THROTTLE_KEY, IssuesMixin
+from publisher.store.issues import (
+    BOUNCED,
+    DELIVERY_STATES,
+    ISSUE_STATES,
+    THROTTLE_KEY,
+    IssuesMixin,
+)
 from publisher.store.limits import LimitsMixin
 from publisher.store.operators import OperatorsMixin
+from publisher.store.pauses import PAUSED, PauseChange, PausesMixin
 from publisher.store.planning import PlanningMixin
 from publisher.store.rollups import RollupsMixin
 from publisher.store.roster import SubscriberAdmin
@@ -57,9 +65,12 @@ __all__ = [
     "BOUNCED",
     "DELIVERY_STATES",
     "FEEDS_STATE",
+    "ISSUE_STATES",
     "MIGRATIONS",
+    "PAUSED",
     "THROTTLE_KEY",
     "FeedIndexRow",
+    "PauseChange",
     "Store",
     "_alembic_config",
     "feed_id_for",
@@ -77,6 +88,7 @@ class Store(
     SignupsMixin,
     BouncesMixin,
     IssuesMixin,
+    PausesMixin,
     RollupsMixin,
     ClaimsMixin,
     WorkersMixin,

@@ -60,6 +60,7 @@ class ClaimsMixin:
         known) with an expired lease. Taken-over rows come first and are marked
         ``recovered`` (they may have been on the wire). Deliveries to subscribers who are
         no longer active are marked ``skipped`` here, so an unsubscribe stops queued mail.
+        Only a ``sending`` issue hands out claims: a paused or cancelled one gets nothing.
         ``worker`` is a label for people (``host:pid/thread``) kept in ``claimed_by``.
         """
         stale = and_(
@@ -126,6 +127,12 @@ class ClaimsMixin:
         lease_seconds: int,
     ) -> tuple[list[Any], list[Any], str]:
         with self.engine.begin() as conn:
+            issue = conn.execute(
+                select(issues.c.status, issues.c.digest_id).where(issues.c.id == issue_id)
+            ).first()
+            if issue is None or issue.status != "sending":
+                # Paused or cancelled since the caller chose it: hand out nothing more.
+                return [], [], ""
             rows: list[Any] = []
             for query in queries:
                 if len(rows) < limit:
@@ -156,8 +163,7 @@ class ClaimsMixin:
                         updated_at=now,
                     )
                 )
-            digest_id = conn.scalar(select(issues.c.digest_id).where(issues.c.id == issue_id))
-        return rows, active, digest_id or ""
+        return rows, active, issue.digest_id
 
     def release_claims(
         self, delivery_ids: Sequence[int], now: datetime, *, owner: int | None = None

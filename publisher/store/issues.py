@@ -23,6 +23,8 @@ from publisher.store.rows import issue_from_row
 from publisher.store.schema import deliveries, issue_articles, issues, settings
 
 DELIVERY_STATES = ("queued", "sending", "sent", "failed", "bounced", "skipped")
+# An issue is sending until nothing is left, then sent; paused and cancelled by an operator.
+ISSUE_STATES = ("sending", "paused", "sent", "cancelled")
 BOUNCED = "bounced"
 THROTTLE_KEY = "delivery:throttle"
 
@@ -130,7 +132,11 @@ class IssuesMixin:
             return conn.scalar(select(issues.c.cadence).where(issues.c.id == issue_id))
 
     def finish_issue_if_done(self, issue_id: int) -> bool:
-        """Mark the issue ``sent`` once no delivery is queued or sending; return whether it is."""
+        """Mark the issue ``sent`` once no delivery is queued or sending; return whether it is.
+
+        A paused issue with deliveries still queued stays paused; one whose last messages
+        (those in flight when it was paused) went out is done, and becomes ``sent`` too.
+        """
         with self.engine.begin() as conn:
             pending = conn.scalar(
                 select(func.count())
@@ -142,10 +148,10 @@ class IssuesMixin:
             )
             if pending:
                 return False
-            # Only a sending issue becomes sent: a cancelled one stays cancelled.
+            # Only a sending (or paused) issue becomes sent: a cancelled one stays cancelled.
             conn.execute(
                 update(issues)
-                .where(issues.c.id == issue_id, issues.c.status == "sending")
+                .where(issues.c.id == issue_id, issues.c.status.in_(("sending", "paused")))
                 .values(status="sent")
             )
             return True
@@ -155,7 +161,8 @@ class IssuesMixin:
     def requeue_failed(self, issue_id: int, now: datetime) -> int:
         """Queue an issue's ``failed`` deliveries again with a fresh retry budget.
 
-        Bounced ones are left alone (the address does not exist). The issue reopens.
+        Bounced ones are left alone (the address does not exist). The issue reopens,
+        unless it is paused: then they wait, queued, for the resume.
         """
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -166,7 +173,9 @@ class IssuesMixin:
             count = int(result.rowcount or 0)
             if count:
                 conn.execute(
-                    update(issues).where(issues.c.id == issue_id).values(status="sending")
+                    update(issues)
+                    .where(issues.c.id == issue_id, issues.c.status != "paused")
+                    .values(status="sending")
                 )
             return count
 

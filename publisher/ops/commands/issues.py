@@ -1,4 +1,4 @@
-"""``publisher issues ...``: list, show, cancel and resend issues.
+"""``publisher issues ...``: list, show, pause, resume, cancel and resend issues.
 
 Imported only when this command runs (see publisher.ops.cli.COMMANDS): heavy modules are
 imported inside the functions.
@@ -21,7 +21,7 @@ from publisher.ops.common import (
 
 @click.group()
 def issues() -> None:
-    """List, inspect, cancel and resend issues."""
+    """List, inspect, pause, resume, cancel and resend issues."""
 
 
 @issues.command("list")
@@ -68,6 +68,48 @@ def issues_show(ctx: click.Context, issue_id: int) -> None:
         click.echo(f"article   {article.title} <{article.url}>")
 
 
+@issues.command("pause")
+@click.argument("issue_id", metavar="ID", type=int)
+@click.pass_context
+def issues_pause(ctx: click.Context, issue_id: int) -> None:
+    """Pause issue ID: its queued deliveries stay queued and nothing sends them until
+    `publisher issues resume ID`.
+
+    A send, run or worker busy with it (in any process, on any host) stops within about
+    a second: the messages in flight finish and are recorded, the rest stays queued.
+    A sent or cancelled issue, an issue already paused and one with nothing left to send
+    are refused (exit 1). A paused issue can still be cancelled.
+    """
+    from publisher.services import issues as issue_actions
+
+    done = issue_actions.pause_issue(_app(ctx), issue_id)
+    line = f"paused    issue #{issue_id}: {done.queued} queued delivery(ies) wait for `publisher issues resume {issue_id}`"
+    if done.sending:
+        line += f"; {done.sending} in flight finish"
+    click.echo(line)
+
+
+@issues.command("resume")
+@click.argument("issue_id", metavar="ID", type=int)
+@click.pass_context
+def issues_resume(ctx: click.Context, issue_id: int) -> None:
+    """Resume paused issue ID: the next send, run or worker (or the running daemon or
+    worker, at its next poll) sends what is queued.
+
+    Nothing is sent by this command. An issue that is not paused is refused (exit 1).
+    """
+    from publisher.services import issues as issue_actions
+
+    done = issue_actions.resume_issue(_app(ctx), issue_id)
+    if done.issue.status == "sent":
+        click.echo(f"resumed   issue #{issue_id}: nothing was left to send; it is sent")
+        return
+    click.echo(
+        f"resumed   issue #{issue_id}: {done.queued} queued delivery(ies) go out with the "
+        "next send, run or worker"
+    )
+
+
 @issues.command("cancel")
 @click.argument("issue_id", metavar="ID", type=int)
 @click.option(
@@ -77,7 +119,8 @@ def issues_show(ctx: click.Context, issue_id: int) -> None:
 )
 @click.pass_context
 def issues_cancel(ctx: click.Context, issue_id: int, drop_articles: bool = False) -> None:
-    """Stop issue ID: its queued deliveries are skipped and no run resumes it.
+    """Stop issue ID (sending or paused): its queued deliveries are skipped and no run
+    resumes it.
 
     Messages already handed to the relay cannot be recalled; those in flight finish.
     The issue's articles go into the digest's next issue (the next period's: a send in
@@ -103,6 +146,7 @@ def issues_resend(ctx: click.Context, issue_id: int, failed: bool) -> None:
     """Requeue issue ID's failed deliveries with a fresh retry budget, then send them.
 
     Bounced addresses are not retried. Messages already sent are never sent again.
+    On a paused issue they are only requeued: they go out after `publisher issues resume ID`.
     """
     from publisher.services import issues as issue_actions
 
@@ -110,6 +154,12 @@ def issues_resend(ctx: click.Context, issue_id: int, failed: bool) -> None:
     issue, requeued = issue_actions.requeue_failed(app, issue_id)
     click.echo(f"requeued  {requeued} failed delivery(ies) of issue #{issue_id}")
     if not requeued:
+        return
+    if issue.status == "paused":
+        click.echo(
+            f"paused    issue #{issue_id} is paused: nothing sent; "
+            f"`publisher issues resume {issue_id}` lets them go"
+        )
         return
     from publisher.ops.progress import attached
     from publisher.ops.worker import stop_on_signals

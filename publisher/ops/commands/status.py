@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 @click.pass_context
 def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> None:
     """Show each digest's next send and last issue, recent issues with delivery counts,
-    deliveries held by a send_window, failing sources, the size of the retry queue, each
-    SMTP relay's health (healthy, or unhealthy with its last error and when it is
-    re-checked), limits paused now, and the sending processes (workers) with their state
-    (alive, gone, unknown) and the claims they hold.
+    deliveries held by a send_window, paused issues with their queued count, failing
+    sources, the size of the retry queue, each SMTP relay's health (healthy, or unhealthy
+    with its last error and when it is re-checked), limits paused now, and the sending
+    processes (workers) with their state (alive, gone, unknown) and the claims they hold.
 
     With ISSUE (an issue number): its delivery counts, send rate over the last minute,
     ETA, any "slow down" backoff from the relay, the most common failure replies, and
@@ -54,6 +54,11 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     _print_digests(console, app, now)
     click.echo(f"retries   {app.store.retry_queue_size()} queued deliveries waiting to be retried")
     _print_issues(console, app, now)
+    for issue, queued in app.store.paused_issues():
+        click.echo(
+            f"paused    issue #{issue.id} ({issue.digest_id} {issue.period}): {queued} queued, "
+            f"waiting for `publisher issues resume {issue.id}`"
+        )
     throttle = app.store.throttle()
     if throttle and throttle["until"] > now:
         click.echo(f"backoff   relay asked to slow down; paused until {throttle['until']:%H:%M:%S} UTC ({throttle['reply']})")

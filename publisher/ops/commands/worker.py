@@ -28,6 +28,8 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
     The limits hold for all of them together (they live in the store): [delivery]
     rate_limit, each relay's rate, [delivery.domains] pacing and "slow down" pauses. A
     relay that keeps failing is marked unhealthy for every worker; mail moves to the next.
+    Paused issues are passed by (`publisher issues resume` lets them go); an issue paused
+    while a worker sends it is left within about a second, its rest still queued.
     """
     from publisher.ops.progress import attached
     from publisher.ops.worker import run_worker, stop_on_signals
@@ -50,3 +52,5 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
     for issue_id, held in sorted(report.held.items()):
         for holding in held:
             click.echo(f"held      issue #{issue_id}: {holding.describe(now)}")
+    for issue, queued in app.store.paused_issues():
+        click.echo(f"paused    issue #{issue.id}: {queued} queued, not sent until `publisher issues resume {issue.id}`")
