@@ -19,5 +19,6 @@ it, never a door.
 - ``subscribers``: ``import_csv``, ``add``, ``change``, ``remove`` (the operator's side);
 - ``subscriber_csv``: subscriber CSV files read and written;
 - ``signup``: the double opt-in request and confirmation;
-- ``bounces``: bounce messages and the IMAP poll into subscriber states.
+- ``bounces``: bounce messages and the IMAP poll into subscriber states;
+- ``monitoring``: the figures ``/metrics`` and ``status --json`` report (``figures``).
 """

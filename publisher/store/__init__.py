@@ -26,6 +26,7 @@ hold one object while each module holds one part of the schema.
 - ``claims``: claiming, taking over, fencing and recording deliveries.
 - ``workers``: the registry of sending processes.
 - ``limits``: cluster-wide send limits and relay health.
+- ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from publisher.store.claims import ClaimsMixin
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.issues import BOUNCED, DELIVERY_STATES, THROTTLE_KEY, IssuesMixin
 from publisher.store.limits import LimitsMixin
+from publisher.store.monitoring import LedgerFigures, MonitoringMixin
 from publisher.store.planning import PlanningMixin
 from publisher.store.rollups import RollupsMixin
 from publisher.store.roster import SubscriberAdmin
@@ -54,6 +56,7 @@ __all__ = [
     "MIGRATIONS",
     "THROTTLE_KEY",
     "FeedIndexRow",
+    "LedgerFigures",
     "Store",
     "_alembic_config",
     "feed_id_for",
@@ -78,6 +81,7 @@ class Store(
     PlanningMixin,
     SubscriberAdmin,
     SuppressionsMixin,
+    MonitoringMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 
