@@ -132,6 +132,7 @@ def _authorized(request: Request, token_env: str) -> bool:
 
 
 def _exposition(ctx: WebContext, accept: str | None) -> tuple[bytes, str]:
+    ctx.app.store.ping()  # a vanished SQLite file would still answer from pooled connections
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FiguresCollector(lambda: monitoring.figures(ctx.app)))
     encoder, content_type = choose_encoder(accept)
