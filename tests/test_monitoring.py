@@ -274,3 +274,15 @@ def test_publisher_serve_answers_healthz_and_metrics(tmp_path: Path) -> None:
             (("state", "sending"),): 0.0,
         }
         assert "publisher_relay_healthy" not in scraped  # the file transport has no relays
+
+
+def test_check_warns_when_the_metrics_token_variable_is_unset(tmp_path: Path) -> None:
+    config = _config(
+        tmp_path, "sqlite:///publisher.db", 'metrics_token_env = "PUBLISHER_TEST_NO_SUCH"\n'
+    )
+    run_cli(config, "db", "upgrade")
+    result = run_cli(config, "check", check=False)
+    [line] = [x for x in result.stdout.splitlines() if "metrics_token_env" in x]
+    assert line.startswith("warn") and "PUBLISHER_TEST_NO_SUCH" in line, result.stdout
+    quiet = run_cli(config, "check", check=False, env={"PUBLISHER_TEST_NO_SUCH": "t"})
+    assert "metrics" not in quiet.stdout

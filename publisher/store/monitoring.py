@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -61,22 +62,23 @@ class MonitoringMixin:
     def ledger_figures(self, now: datetime, windows: tuple[int, ...] = (60, 300)) -> LedgerFigures:
         """The queue, the retry queue, deliveries sent in each trailing window of ``windows``
         seconds before ``now``, issues by status, and sources whose last run failed."""
-        open_queued = (
-            select(func.count())
-            .select_from(deliveries.join(issues, issues.c.id == deliveries.c.issue_id))
-            .where(issues.c.status == OPEN, deliveries.c.status == "queued")
-        )
-        with self.engine.connect() as conn:
-            queued = int(conn.scalar(open_queued) or 0)
-            retries = int(conn.scalar(open_queued.where(deliveries.c.attempts > 0)) or 0)
-            sending = int(
-                conn.scalar(
-                    select(func.count())
-                    .select_from(deliveries)
-                    .where(deliveries.c.status == "sending")
-                )
-                or 0
+        # "Deliveries of these issues in this state": index range reads per issue
+        # (ix_deliveries_claim), never a scan of the ledger, whatever its size.
+        open_ids = select(issues.c.id).where(issues.c.status == OPEN)
+        unfinished_ids = select(issues.c.id).where(issues.c.status != "sent")
+
+        def count(ids: Any, status: str, *where: Any) -> Any:
+            return (
+                select(func.count())
+                .select_from(deliveries)
+                .where(deliveries.c.issue_id.in_(ids), deliveries.c.status == status, *where)
             )
+
+        with self.engine.connect() as conn:
+            queued = int(conn.scalar(count(open_ids, "queued")) or 0)
+            retries = int(conn.scalar(count(open_ids, "queued", deliveries.c.attempts > 0)) or 0)
+            # In flight: of open issues, and of paused or cancelled ones finishing a batch.
+            sending = int(conn.scalar(count(unfinished_ids, "sending")) or 0)
             sent = {
                 seconds: int(
                     conn.scalar(
@@ -93,8 +95,8 @@ class MonitoringMixin:
                 for seconds in windows
             }
             by_status = {
-                str(status): int(count)
-                for status, count in conn.execute(
+                str(status): int(n)
+                for status, n in conn.execute(
                     select(issues.c.status, func.count()).group_by(issues.c.status)
                 )
             }

@@ -131,7 +131,7 @@ def _authorized(request: Request, token_env: str) -> bool:
     )
 
 
-def _exposition(ctx: WebContext, accept: str | None) -> tuple[bytes, str]:
+def _exposition(ctx: WebContext, accept: str) -> tuple[bytes, str]:
     ctx.app.store.ping()  # a vanished SQLite file would still answer from pooled connections
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FiguresCollector(lambda: monitoring.figures(ctx.app)))
@@ -150,7 +150,7 @@ async def metrics(request: Request) -> Response:
             headers={**NO_STORE, "WWW-Authenticate": 'Bearer realm="metrics"'},
         )
     try:
-        body, content_type = await offload(_exposition, ctx, request.headers.get("accept"))
+        body, content_type = await offload(_exposition, ctx, request.headers.get("accept", ""))
     except Exception as exc:  # noqa: BLE001 - a failed scrape, not a crashed server
         log.warning("/metrics: %s: %s", UNAVAILABLE, exc)
         return PlainTextResponse(f"{UNAVAILABLE}\n", 503, headers=NO_STORE)
