@@ -189,7 +189,7 @@ def _validate_web(web: WebConfig, w: Where) -> None:
     if web.metrics_token_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", web.metrics_token_env):
         raise ConfigError(
             f"{w('web', 'metrics_token_env')}: must name an environment variable "
-            f"(letters, digits, _), not hold the token itself"
+            "(letters, digits, _), not hold the token itself"
         )
 
 

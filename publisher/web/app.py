@@ -2,9 +2,9 @@
 
 :func:`create_app` builds the Starlette app: the routes of every factory in
 :data:`ROUTE_FACTORIES` (the feeds, the archive, ``/healthz`` and ``/metrics``), the
-subscriber pages, then the caller's ``extra_routes``. The endpoints are plain functions; what they share (the wired
-App, templates, secret and rate limits) is a :class:`~publisher.web.common.WebContext` in
-``app.state.web``.
+subscriber pages, then the caller's ``extra_routes``. The endpoints are plain functions;
+what they share (the wired App, templates, secret and rate limits) is a
+:class:`~publisher.web.common.WebContext` in ``app.state.web``.
 
 To add endpoints, write a function ``(config) -> list[BaseRoute]`` and add it to
 :data:`ROUTE_FACTORIES`, or pass routes to :func:`create_app` as ``extra_routes``.
