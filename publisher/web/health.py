@@ -57,9 +57,7 @@ async def healthz(request: Request) -> Response:
         await offload(_ping, context(request))
     except Exception as exc:  # noqa: BLE001 - any failure means "do not send traffic here"
         log.warning("healthz: %s: %s", UNAVAILABLE, exc)
-        return JSONResponse(
-            {"status": "unavailable", "reason": UNAVAILABLE}, 503, headers=NO_STORE
-        )
+        return JSONResponse({"status": "unavailable", "reason": UNAVAILABLE}, 503, headers=NO_STORE)
     return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
 
