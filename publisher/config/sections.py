@@ -218,7 +218,9 @@ class BouncesConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    """[web]: the web endpoints: public base URL, signing secret, archive, request limits."""
+    """[web]: the web endpoints: public base URL, signing secret, archive, request limits,
+    and ``/metrics`` (on unless ``metrics = false``; a bearer token when ``metrics_token_env``
+    names a variable)."""
 
     base_url: str = "http://127.0.0.1:8080"
     secret_env: str = "PUBLISHER_SECRET"
@@ -227,6 +229,8 @@ class WebConfig:
     rate_window: str = "1h"
     subscribe_per_ip: int = 20
     subscribe_per_address: int = 3
+    metrics: bool = True
+    metrics_token_env: str = ""
 
 
 @dataclass(frozen=True)

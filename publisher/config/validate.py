@@ -177,7 +177,8 @@ def _validate_schedule(schedule: ScheduleConfig, w: Where) -> None:
 
 
 def _validate_web(web: WebConfig, w: Where) -> None:
-    """[web] limits: a body cap of 1 KiB to 10 MiB, positive rate limits, a real window."""
+    """[web] limits: a body cap of 1 KiB to 10 MiB, positive rate limits, a real window;
+    ``metrics_token_env``, when set, a variable's name."""
     if not 1024 <= web.max_body_bytes <= 10 * 1024 * 1024:
         raise ConfigError(f"{w('web', 'max_body_bytes')}: must be 1024 to 10485760 bytes")
     if parse_duration(web.rate_window, w("web", "rate_window")) < 1:
@@ -185,6 +186,11 @@ def _validate_web(web: WebConfig, w: Where) -> None:
     for key in ("subscribe_per_ip", "subscribe_per_address"):
         if getattr(web, key) < 1:
             raise ConfigError(f"{w('web', key)}: must be at least 1")
+    if web.metrics_token_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", web.metrics_token_env):
+        raise ConfigError(
+            f"{w('web', 'metrics_token_env')}: must name an environment variable "
+            "(letters, digits, _), not hold the token itself"
+        )
 
 
 def _validate_relays(config: Config, w: Where) -> None:

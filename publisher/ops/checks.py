@@ -201,6 +201,16 @@ def check_schedules(config: Config, now: datetime) -> list[Check]:
     return results
 
 
+def check_metrics(config: Config) -> list[Check]:
+    """A warning when ``/metrics`` wants a token from a variable that is unset (it then
+    refuses every scrape); nothing otherwise."""
+    name = config.web.metrics_token_env
+    if not config.web.metrics or not name or config_module.secret_from_env(name, what=name):
+        return []
+    detail = f"[web] metrics_token_env names {name}, which is unset: /metrics refuses every scrape"
+    return [Check("metrics", True, detail, warning=True)]
+
+
 def run_checks(path: Path, now: datetime) -> list[Check]:
     """Every check, in order: config, templates, transport, store, then each schedule."""
     first, config = check_config(path)
@@ -215,5 +225,6 @@ def run_checks(path: Path, now: datetime) -> list[Check]:
         check_templates(config, now),
         check_transport(config),
         check_store(config),
+        *check_metrics(config),
         *check_schedules(config, now),
     ]

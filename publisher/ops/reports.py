@@ -13,6 +13,7 @@ from typing import Any
 from publisher.compose import planning
 from publisher.deliver import liveness
 from publisher.models import Issue
+from publisher.services import monitoring
 from publisher.store import Store
 
 COUNT_KEYS = ("queued", "sending", "sent", "failed", "bounced", "skipped")
@@ -42,8 +43,10 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
     the retry queue, the relay's last slow-down, the article count, held sends, the
     issues an operator paused (with their queued count), each relay's health, the limits
     paused cluster-wide now and the registered sending processes (state
-    alive/gone/unknown, claims held, lease)."""
+    alive/gone/unknown, claims held, lease); under ``monitoring`` the figures
+    ``/metrics`` serves (:func:`publisher.services.monitoring.figures`)."""
     store: Store = app.store
+    figures = monitoring.figures(app, now)
     digests = []
     for digest in app.config.digests:
         period = planning.current_period(digest, now)
@@ -75,7 +78,7 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
         "digests": digests,
         "issues": [issue_data(store, i) for i in store.list_issues(recent)],
         "failing_sources": [s for s in sources if s["last_error"]],
-        "retry_queue": store.retry_queue_size(),
+        "retry_queue": figures.retry_queue,
         "throttle": None
         if throttle is None
         else {"until": _iso(throttle["until"]), "reply": throttle["reply"]},
@@ -91,6 +94,7 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
             for i, queued in store.paused_issues()
         ],
         "workers": liveness.workers_data(store),
+        "monitoring": figures.as_dict(),
     }
 
 

@@ -24,4 +24,5 @@ it, never a door.
 - ``operators``: the console's operators (add, remove, passwords, 2FA reset, login check);
 - ``tokens``: API tokens (create, revoke, ``authenticate_token``);
 - ``audit``: the :class:`~publisher.services.audit.Actor` of an action, audit entries.
+- ``monitoring``: the figures ``/metrics`` and ``status --json`` report (``figures``).
 """

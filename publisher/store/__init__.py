@@ -30,6 +30,7 @@ hold one object while each module holds one part of the schema.
 - ``operators``: the console's operators (password hashes, second factor).
 - ``tokens``: API tokens (hashes only), their scope, expiry, last use and revocation.
 - ``audit``: the audit log of operator actions, written in the action's transaction.
+- ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from publisher.store.issues import (
     IssuesMixin,
 )
 from publisher.store.limits import LimitsMixin
+from publisher.store.monitoring import LedgerFigures, MonitoringMixin
 from publisher.store.operators import OperatorsMixin
 from publisher.store.pauses import PAUSED, PauseChange, PausesMixin
 from publisher.store.planning import PlanningMixin
@@ -71,6 +73,7 @@ __all__ = [
     "THROTTLE_KEY",
     "FeedIndexRow",
     "PauseChange",
+    "LedgerFigures",
     "Store",
     "_alembic_config",
     "feed_id_for",
@@ -99,6 +102,7 @@ class Store(
     OperatorsMixin,
     TokensMixin,
     AuditMixin,
+    MonitoringMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

@@ -152,6 +152,13 @@ deliveries = Table(
         sqlite_where=text("status = 'sending'"),
         postgresql_where=text("status = 'sending'"),
     ),
+    # "Sent in the last minute" for /metrics and status (0011): a short range read, not a scan.
+    Index(
+        "ix_deliveries_sent_at",
+        "sent_at",
+        sqlite_where=text("status = 'sent'"),
+        postgresql_where=text("status = 'sent'"),
+    ),
 )
 
 # Sending processes (0006): who may hold claims, and how to tell whether they still live.

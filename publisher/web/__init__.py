@@ -17,7 +17,8 @@ Modules:
 - ``subscribe``: ``/subscribe``, the sign-up form;
 - ``confirm``: ``/confirm/<token>``, the second step of double opt-in;
 - ``unsubscribe``: ``/unsubscribe/<token>``, including the one-click POST;
-- ``preferences``: ``/preferences/<token>``: digests, frequency, topics, name, export, erasure.
+- ``preferences``: ``/preferences/<token>``: digests, frequency, topics, name, export, erasure;
+- ``health``: ``/healthz`` for load balancers and ``/metrics`` for Prometheus.
 
 Endpoints are plain functions; the work is done by the service layer
 (:mod:`publisher.services.subscriptions`, :mod:`publisher.services.signup`) and the pure

@@ -1,10 +1,10 @@
 """The web app factory (no I/O of its own): routes, middleware and error pages together.
 
 :func:`create_app` builds the Starlette app: the routes of every factory in
-:data:`ROUTE_FACTORIES` (the feeds and the archive), the subscriber pages, then the
-caller's ``extra_routes``. The endpoints are plain functions; what they share (the wired
-App, templates, secret and rate limits) is a :class:`~publisher.web.common.WebContext` in
-``app.state.web``.
+:data:`ROUTE_FACTORIES` (the feeds, the archive, ``/healthz`` and ``/metrics``), the
+subscriber pages, then the caller's ``extra_routes``. The endpoints are plain functions;
+what they share (the wired App, templates, secret and rate limits) is a
+:class:`~publisher.web.common.WebContext` in ``app.state.web``.
 
 To add endpoints, write a function ``(config) -> list[BaseRoute]`` and add it to
 :data:`ROUTE_FACTORIES`, or pass routes to :func:`create_app` as ``extra_routes``.
@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute
 
 from publisher.app import App
 from publisher.config import Config
-from publisher.web import confirm, preferences, static, subscribe, unsubscribe
+from publisher.web import confirm, health, preferences, static, subscribe, unsubscribe
 from publisher.web.common import WebContext, error_handlers
 from publisher.web.guard import GuardMiddleware
 
@@ -29,6 +29,7 @@ from publisher.web.guard import GuardMiddleware
 ROUTE_FACTORIES: list[Callable[[Config], list[BaseRoute]]] = [
     static.feed_routes,
     static.archive_routes,
+    health.routes,
 ]
 
 

@@ -1,4 +1,4 @@
-"""``publisher serve``: the web endpoints (subscribe, confirm, preferences, feeds, archive).
+"""``publisher serve``: the web endpoints (subscriber pages, feeds, archive, health, metrics).
 
 Imported only when this command runs (see publisher.ops.cli.COMMANDS): heavy modules are
 imported inside the functions.
@@ -28,6 +28,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     one-click POST), /preferences/TOKEN (digests, frequency, topics, export, erasure).
     Readers: the feeds under /feeds/ and the issue archive under /archive/, with their
     media types, ETag and Last-Modified (304 on a conditional GET) and gzip.
+    Monitoring: /healthz (200 while the store answers, else 503; for load balancers) and
+    /metrics in the Prometheus format ([web] metrics, metrics_token_env; keep it private).
     """
     import os
 

@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("issue_id", metavar="[ISSUE]", required=False, type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (for monitoring).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document (for monitoring); its `monitoring` key holds the figures "
+    "/metrics serves.",
+)
 @click.pass_context
 def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> None:
     """Show each digest's next send and last issue, recent issues with delivery counts,
