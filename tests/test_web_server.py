@@ -239,6 +239,7 @@ def test_erased_addresses_are_not_imported_again(tmp_path: Path) -> None:
         ("subscribe_per_ip = 0", "must be at least 1"),
         ("subscribe_per_address = -1", "must be at least 1"),
         ('subscribe_per_ip = "ten"', "expected a whole number"),
+        ('trusted_proxies = ["10.0.0.300"]', "is not an IP address or network"),
     ],
 )  # fmt: skip
 def test_bad_web_values_name_file_line_and_key(tmp_path: Path, line: str, message: str) -> None:

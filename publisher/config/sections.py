@@ -220,7 +220,8 @@ class BouncesConfig:
 class WebConfig:
     """[web]: the web endpoints: public base URL, signing secret, archive, request limits,
     and ``/metrics`` (on unless ``metrics = false``; a bearer token when ``metrics_token_env``
-    names a variable)."""
+    names a variable). ``trusted_proxies``: the addresses or networks (CIDR) of the reverse
+    proxies whose ``X-Forwarded-For`` is believed, for rate limits and the audit log."""
 
     base_url: str = "http://127.0.0.1:8080"
     secret_env: str = "PUBLISHER_SECRET"
@@ -231,6 +232,7 @@ class WebConfig:
     subscribe_per_address: int = 3
     metrics: bool = True
     metrics_token_env: str = ""
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ order of the file's documentation, and raises the first ConfigError it finds, pr
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -191,6 +192,13 @@ def _validate_web(web: WebConfig, w: Where) -> None:
             f"{w('web', 'metrics_token_env')}: must name an environment variable "
             "(letters, digits, _), not hold the token itself"
         )
+    for proxy in web.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{w('web', 'trusted_proxies')}: {proxy!r} is not an IP address or network"
+            ) from None
 
 
 def _validate_relays(config: Config, w: Where) -> None:

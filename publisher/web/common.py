@@ -8,6 +8,7 @@ rendering a page or a message; the signed double-submit CSRF cookie; the friendl
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import threading
@@ -45,6 +46,9 @@ class WebContext:
         window = float(parse_duration(config.web.rate_window, "[web] rate_window"))
         self.per_ip = RateLimiter(config.web.subscribe_per_ip, window)
         self.per_address = RateLimiter(config.web.subscribe_per_address, window)
+        self._proxies = tuple(
+            ipaddress.ip_network(p, strict=False) for p in config.web.trusted_proxies
+        )
 
     @property
     def app(self) -> App:
@@ -73,6 +77,11 @@ class WebContext:
     def now(self) -> datetime:
         """The application clock."""
         return self.app.clock()
+
+    def client_ip(self, request: Request) -> str:
+        """The client's address: the peer's, or, when the peer is one of ``[web]
+        trusted_proxies``, the last ``X-Forwarded-For`` hop that is not a trusted proxy."""
+        return client_ip(request, self._proxies)
 
     def digest_ids(self) -> list[str]:
         """The configured digests' ids, in order."""
@@ -215,3 +224,36 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def error_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
     """Friendly pages for 404, 405 and unexpected errors: never a stack trace."""
     return {HTTPException: http_error, Exception: server_error}
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    """Whether ``address`` parses and falls in one of ``proxies``."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_ip(request: Request, proxies: Sequence[Network]) -> str:
+    """The address to rate-limit and audit: the TCP peer, unless the peer is a trusted proxy.
+
+    Then the ``X-Forwarded-For`` chain is read from the right (the hop nearest us) and the
+    first address that is not itself a trusted proxy wins. Only the trusted hops can have
+    written the entries we read, so a client cannot choose its address by sending the
+    header itself; untrusted peers' headers are ignored altogether.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage from a proxy's client: fall back to what we know
+    return peer

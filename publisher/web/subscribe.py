@@ -100,8 +100,7 @@ async def subscribe_get(request: Request) -> Response:
 async def subscribe_post(request: Request) -> Response:
     """``POST /subscribe``: start a double opt-in sign-up."""
     form = await read_form(request)
-    client = request.client.host if request.client else "unknown"
-    if not context(request).per_ip.hit(client):
+    if not context(request).per_ip.hit(context(request).client_ip(request)):
         return message(
             request,
             "Too many attempts",

@@ -39,10 +39,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     # Opened here so that a bad config or store fails with one line before the server starts.
     _app(ctx)
-    # The web door is loaded by name, the way any ASGI server loads it: the CLI and the web
-    # stay independent of each other (README "Package map"), and `uvicorn --factory
-    # publisher.web:app_from_environment` serves the same application without this command.
+    # The HTTP application is loaded by name, the way any ASGI server loads it: the CLI and
+    # the HTTP doors stay independent of each other (README "Package map"), and `uvicorn
+    # --factory publisher.server:app_from_environment` serves the same application.
     os.environ[CONFIG_ENV] = str(Path(ctx.obj).resolve())
     uvicorn.run(
-        "publisher.web:app_from_environment", factory=True, host=host, port=port, log_level="info"
+        "publisher.server:app_from_environment", factory=True, host=host, port=port, log_level="info"
     )
