@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
@@ -286,5 +287,12 @@ def run_daemon(
             scheduler.shutdown(wait=False)
 
     scheduler.add_job(stop_if_signalled, id="signal-guard")
-    scheduler.start()
+    try:
+        scheduler.start()
+    except JobLookupError:
+        # A signal handled while APScheduler was between running a one-shot job and removing
+        # it: shutdown() from the handler left the scheduler stopped, where remove_job() looks
+        # only at pending jobs and raises. The daemon was stopping anyway; anything else is a bug.
+        if not stop.is_set():
+            raise
     log.info("stopped")
