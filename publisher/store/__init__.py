@@ -31,6 +31,8 @@ hold one object while each module holds one part of the schema.
 - ``tokens``: API tokens (hashes only), their scope, expiry, last use and revocation.
 - ``audit``: the audit log of operator actions, written in the action's transaction.
 - ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
+- ``directory``: the subscriber search (filters, keyset pages) of the console and the API.
+- ``idempotency``: the HTTP API's stored responses to POSTs with an ``Idempotency-Key``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from publisher.store.articles import ArticlesMixin, feed_id_for
 from publisher.store.audit import AuditMixin
 from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
+from publisher.store.directory import DirectoryMixin, SubscriberFilter
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.issues import (
     BOUNCED,
@@ -73,6 +76,7 @@ __all__ = [
     "THROTTLE_KEY",
     "FeedIndexRow",
     "PauseChange",
+    "SubscriberFilter",
     "LedgerFigures",
     "Store",
     "_alembic_config",
@@ -103,6 +107,7 @@ class Store(
     TokensMixin,
     AuditMixin,
     MonitoringMixin,
+    DirectoryMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 
