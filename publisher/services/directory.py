@@ -83,3 +83,40 @@ def search_subscribers(
     items = rows[:limit]
     more = len(rows) > limit
     return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    """One subscription of a subscriber: the digest, how often, and the topics chosen."""
+
+    digest: str
+    frequency: str
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    """A subscriber with each subscription's frequency and topics."""
+
+    subscriber: Subscriber
+    subscriptions: list[SubscriptionInfo]
+
+
+def subscriber_record(app: App, subscriber_id: int) -> SubscriberRecord | None:
+    """Subscriber ``subscriber_id`` with their subscriptions; None when there is none."""
+    subscriber = app.store.subscriber_by_id(subscriber_id)
+    if subscriber is None:
+        return None
+    rows = app.store.subscription_rows(subscriber_id)
+    return SubscriberRecord(
+        subscriber,
+        [SubscriptionInfo(r["digest_id"], r["frequency"], tuple(r["tags"])) for r in rows],
+    )
+
+
+def find_by_address(app: App, email: str) -> SubscriberRecord | None:
+    """The subscriber with this address (normalised as on sign-up), if any."""
+    from publisher.compose.subscriptions import AddressCheck
+
+    subscriber = app.store.find_subscriber(AddressCheck()(email))
+    return None if subscriber is None else subscriber_record(app, subscriber.id)
