@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -119,9 +120,23 @@ def endpoint(op: Operation, door: Door):  # type: ignore[no-untyped-def]
     return handle
 
 
+def _dispatch(handlers: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """One endpoint for every method of a path, so that a 405's ``Allow`` lists them all."""
+
+    async def handle(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        response: Response = await handlers[method](request)
+        return response
+
+    return handle
+
+
 def build(operations: Sequence[Operation], door: Door, extra: Sequence[BaseRoute]) -> Boundary:
     """The router of ``operations`` (paths relative to ``/api/v1``) plus ``extra`` routes."""
-    routes: list[BaseRoute] = list(extra)
+    by_path: dict[str, dict[str, Any]] = {}
     for op in operations:
-        routes.append(Route(op.path, endpoint(op, door), methods=[op.method], name=op.operation_id))
+        by_path.setdefault(op.path, {})[op.method] = endpoint(op, door)
+    routes: list[BaseRoute] = list(extra)
+    for path, handlers in by_path.items():
+        routes.append(Route(path, _dispatch(handlers), methods=list(handlers)))
     return Boundary(Router(routes=routes, default=_not_found))
