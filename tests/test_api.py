@@ -117,6 +117,8 @@ def test_errors_have_one_shape_under_the_api(live: Live, tokens: dict[str, str])
         message = _error(client.post("/subscribers", json={"email": "x@example.org", "nmae": "X"}), 422, "invalid_request")
         assert "nmae" in message
         _error(client.post("/subscribers", json={"email": "not an address"}), 422, "invalid_request")
+        huge = {"email": "big@example.org", "name": "x" * 20_000}
+        _error(client.post("/subscribers", json=huge), 413, "body_too_large")
     # The subscriber pages keep their HTML error page.
     page = httpx.get(f"{live.url}/no/such/page")
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")

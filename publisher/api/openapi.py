@@ -34,6 +34,7 @@ COMMON_ERRORS = {
 ERRORS = {
     400: "the body is not JSON",
     404: "no such resource",
+    413: "the body is larger than [web] max_body_bytes",
     409: "the resource's state does not allow this (or the same Idempotency-Key is running)",
     503: "the confirmation email could not be sent",
 }
@@ -107,7 +108,7 @@ def _responses(op: Operation) -> dict[str, Any]:
         responses[str(status)] = entry
     for status, text in COMMON_ERRORS.items():
         responses[str(status)] = _error(text, retry=status == 429)
-    for status in op.errors:
+    for status in (*op.errors, *((413,) if op.body else ())):
         responses[str(status)] = _error(ERRORS[status], retry=status == 409)
     return responses
 

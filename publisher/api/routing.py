@@ -9,8 +9,7 @@ wrong under that prefix (an unknown path, a wrong method, a bad request, a bug) 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -37,10 +36,11 @@ from publisher.compose.subscriptions import FormError
 from publisher.errors import ConfigError, PublisherError, SubscriberError, TransportError
 from publisher.services.audit import Actor
 from publisher.services.directory import CursorError
-from publisher.web.common import context
+from publisher.web.common import WebContext, context
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def to_response(exc: Exception) -> Response:
@@ -96,7 +96,13 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await to_response(HTTPException(404))(scope, receive, send)
 
 
-def endpoint(op: Operation, door: Door):  # type: ignore[no-untyped-def]
+def public_url(web: WebContext, request: Request) -> str:
+    """This request's URL under ``[web] base_url``."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{web.config.web.base_url.rstrip('/')}{request.url.path}{query}"
+
+
+def endpoint(op: Operation, door: Door) -> Endpoint:
     """The Starlette endpoint that runs ``op`` through every step (see framework)."""
 
     async def handle(request: Request) -> Response:
@@ -110,7 +116,8 @@ def endpoint(op: Operation, door: Door):  # type: ignore[no-untyped-def]
             path=parse_ids(op, dict(request.path_params)),
             query=parse_query(op, request),
             body=parse_body(op, await request.body()) if op.body else None,
-            url=str(request.url),
+            # Links point at the public address (behind a proxy, not the one uvicorn sees).
+            url=public_url(web, request),
         )
         if op.method == "POST":
             return await idempotency.run_once(request, op, call, to_response)
@@ -120,7 +127,7 @@ def endpoint(op: Operation, door: Door):  # type: ignore[no-untyped-def]
     return handle
 
 
-def _dispatch(handlers: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _dispatch(handlers: dict[str, Endpoint]) -> Endpoint:
     """One endpoint for every method of a path, so that a 405's ``Allow`` lists them all."""
 
     async def handle(request: Request) -> Response:
@@ -133,7 +140,7 @@ def _dispatch(handlers: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 def build(operations: Sequence[Operation], door: Door, extra: Sequence[BaseRoute]) -> Boundary:
     """The router of ``operations`` (paths relative to ``/api/v1``) plus ``extra`` routes."""
-    by_path: dict[str, dict[str, Any]] = {}
+    by_path: dict[str, dict[str, Endpoint]] = {}
     for op in operations:
         by_path.setdefault(op.path, {})[op.method] = endpoint(op, door)
     routes: list[BaseRoute] = list(extra)
