@@ -41,9 +41,11 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _conditions(wanted: SubscriberFilter) -> list[ColumnElement[bool]]:
-    """The WHERE terms of a filter (without the keyset bound)."""
+def _conditions(wanted: SubscriberFilter, before_id: int | None) -> list[ColumnElement[bool]]:
+    """The WHERE terms of a filter and the keyset bound."""
     where: list[ColumnElement[bool]] = []
+    if before_id is not None:
+        where.append(subscribers.c.id < before_id)
     if wanted.status:
         where.append(subscribers.c.status == wanted.status)
     else:
@@ -58,6 +60,10 @@ def _conditions(wanted: SubscriberFilter) -> list[ColumnElement[bool]]:
         )
     if wanted.digest or wanted.topic:
         terms = [subscriptions.c.subscriber_id == subscribers.c.id]
+        if before_id is not None:
+            # Redundant for the result, but it lets PostgreSQL's merge join start reading
+            # the subscriptions at the page instead of at the newest row.
+            terms.append(subscriptions.c.subscriber_id < before_id)
         if wanted.digest:
             terms.append(subscriptions.c.digest_id == wanted.digest)
         if wanted.topic:
@@ -77,9 +83,7 @@ class DirectoryMixin:
     ) -> list[Subscriber]:
         """Up to ``limit`` subscribers matching ``wanted`` with an id below ``before_id``
         (None: from the newest), newest first, each with its digests."""
-        query = select(subscribers).where(*_conditions(wanted))
-        if before_id is not None:
-            query = query.where(subscribers.c.id < before_id)
+        query = select(subscribers).where(*_conditions(wanted, before_id))
         query = query.order_by(subscribers.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
