@@ -103,7 +103,7 @@ class Operation:
 
 
 class Door:
-    """The API's shared state: the per-token rate limiter and the idempotency keeper."""
+    """The API's state shared by its endpoints: the per-token rate limiter."""
 
     def __init__(self, requests_per_minute: int) -> None:
         self.limiter = RateLimiter(requests_per_minute, 60.0)
