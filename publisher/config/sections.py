@@ -236,6 +236,15 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """[api]: the HTTP API under ``/api/v1/`` that ``publisher serve`` mounts (on unless
+    ``enabled = false``), and the requests each API token may make per minute (then 429)."""
+
+    enabled: bool = True
+    requests_per_minute: int = 600
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``path`` is the file it came from."""
 
@@ -251,6 +260,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
     relays: tuple[RelayConfig, ...] = ()
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     @property
     def relay_list(self) -> tuple[RelayConfig, ...]:

@@ -19,6 +19,7 @@ from publisher.config.sections import (
     SMTP_SECURITY,
     SOURCE_TYPES,
     TRANSPORTS,
+    ApiConfig,
     BouncesConfig,
     Config,
     DigestConfig,
@@ -49,6 +50,7 @@ def validate(config: Config, file: Path, locator: Locator) -> None:
     _validate_schedule(config.schedule, w)
     _validate_web(config.web, w)
     _validate_relays(config, w)
+    _validate_api(config.api, w)
 
 
 def _validate_feeds(config: Config, w: Where) -> None:
@@ -220,3 +222,9 @@ def _validate_relays(config: Config, w: Where) -> None:
         if relay.label in names:
             raise ConfigError(f"{w('relays', i)}: duplicate relay {relay.label!r} (set 'name')")
         names.add(relay.label)
+
+
+def _validate_api(api: ApiConfig, w: Where) -> None:
+    """[api]: a per-token request rate of 1 to 1,000,000 a minute."""
+    if not 1 <= api.requests_per_minute <= 1_000_000:
+        raise ConfigError(f"{w('api', 'requests_per_minute')}: must be 1 to 1000000")

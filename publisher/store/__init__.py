@@ -31,6 +31,9 @@ hold one object while each module holds one part of the schema.
 - ``tokens``: API tokens (hashes only), their scope, expiry, last use and revocation.
 - ``audit``: the audit log of operator actions, written in the action's transaction.
 - ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
+- ``directory``: the subscriber search (filters, keyset pages) of the console and the API.
+- ``pages``: keyset pages of issues and articles, and a digest's totals, for the API.
+- ``idempotency``: the HTTP API's stored responses to POSTs with an ``Idempotency-Key``.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from publisher.store.articles import ArticlesMixin, feed_id_for
 from publisher.store.audit import AuditMixin
 from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
+from publisher.store.directory import DirectoryMixin, SubscriberFilter
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
+from publisher.store.idempotency import IN_PROGRESS, IdempotencyMixin, StoredResponse
 from publisher.store.issues import (
     BOUNCED,
     DELIVERY_STATES,
@@ -51,6 +56,7 @@ from publisher.store.issues import (
 from publisher.store.limits import LimitsMixin
 from publisher.store.monitoring import LedgerFigures, MonitoringMixin
 from publisher.store.operators import OperatorsMixin
+from publisher.store.pages import PagesMixin
 from publisher.store.pauses import PAUSED, PauseChange, PausesMixin
 from publisher.store.planning import PlanningMixin
 from publisher.store.rollups import RollupsMixin
@@ -67,14 +73,17 @@ __all__ = [
     "BOUNCED",
     "DELIVERY_STATES",
     "FEEDS_STATE",
+    "IN_PROGRESS",
     "ISSUE_STATES",
     "MIGRATIONS",
     "PAUSED",
     "THROTTLE_KEY",
     "FeedIndexRow",
     "PauseChange",
+    "SubscriberFilter",
     "LedgerFigures",
     "Store",
+    "StoredResponse",
     "_alembic_config",
     "feed_id_for",
     "location",
@@ -103,6 +112,9 @@ class Store(
     TokensMixin,
     AuditMixin,
     MonitoringMixin,
+    DirectoryMixin,
+    PagesMixin,
+    IdempotencyMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

@@ -82,6 +82,9 @@ subscribers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("email", name="uq_subscribers_email"),
+    # The directory's keyset pages (0014): "newest first, of one status, below this id" is a
+    # range read at any list size.
+    Index("ix_subscribers_status_id", "status", "id"),
 )
 
 subscriptions = Table(
@@ -320,4 +323,21 @@ audit_log = Table(
     Column("detail", Text, nullable=False, default=""),
     Column("ip", String(45)),
     Index("ix_audit_log_at", "at"),
+)
+
+# Idempotency keys of the HTTP API (0014): the first response to a POST made with an
+# ``Idempotency-Key``, per token, kept 24 hours so a retried request replays it rather than
+# acting twice. ``request_hash`` tells a retry from a different request reusing the key;
+# ``status`` 0 marks a request still being handled.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("token_id", Integer, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("headers", Text, nullable=False, default="{}"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )

@@ -2,13 +2,13 @@
 
 :class:`GuardMiddleware` adds ``nosniff``, ``no-referrer``, ``DENY`` framing, the
 same-origin opener policy and (unless the endpoint set its own) :data:`PAGE_CSP` to every
-response, and refuses request bodies over ``[web] max_body_bytes`` with 413.
+response, and refuses request bodies over ``[web] max_body_bytes`` with 413 (as JSON to a JSON request).
 """
 
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_CSP = (
@@ -22,6 +22,15 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def too_large(scope: Scope, max_body: int) -> Response:
+    """The 413 answer: JSON in the API's error shape to a JSON request, else plain text."""
+    text = f"request body too large (at most {max_body} bytes)"
+    content_type = dict(scope["headers"]).get(b"content-type", b"")
+    if content_type.split(b";")[0].strip().lower() == b"application/json":
+        return JSONResponse({"error": {"code": "body_too_large", "message": text}}, 413)
+    return PlainTextResponse(text + "\n", 413)
 
 
 class GuardMiddleware:
@@ -69,10 +78,7 @@ class GuardMiddleware:
                 chunks.append(chunk)
                 more = message.get("more_body", False)
             if too_big:
-                response = PlainTextResponse(
-                    f"request body too large (at most {self.max_body} bytes)\n", 413
-                )
-                await response(scope, receive, send_guarded)
+                await too_large(scope, self.max_body)(scope, receive, send_guarded)
                 return
             body = b"".join(chunks)
             replayed = False

@@ -47,6 +47,16 @@ class RateLimiter:
             events.append(now)
             return True
 
+    def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` may have another event (0 when it may now)."""
+        now = self.clock()
+        with self._lock:
+            events = self._events.get(key)
+            if not events or len(events) < self.limit:
+                return 0.0
+            # The oldest event of the full window leaving it frees one slot.
+            return max(0.0, events[-self.limit] + self.window - now)
+
     def _prune(self, now: float) -> None:
         """Forget keys with no event inside the window (and, if still full, everything)."""
         for key in [k for k, v in self._events.items() if not v or v[-1] <= now - self.window]:

@@ -30,6 +30,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     media types, ETag and Last-Modified (304 on a conditional GET) and gzip.
     Monitoring: /healthz (200 while the store answers, else 503; for load balancers) and
     /metrics in the Prometheus format ([web] metrics, metrics_token_env; keep it private).
+    Integrations: the HTTP API under /api/v1/ (Authorization: Bearer TOKEN from `publisher
+    tokens create`; its OpenAPI document at /api/v1/openapi.json; [api] enabled,
+    requests_per_minute). "Send now" there only queues: serve never sends mail.
     """
     import os
 
