@@ -244,7 +244,7 @@ def test_sigterm_at_start_up_always_exits_cleanly(tmp_path: Path) -> None:
     # runs its first pass (the signal guard, due at once). It once crashed there with
     # JobLookupError and exit code 1, about one start in a few on a loaded machine.
     config = write_config(tmp_path, digests=DAILY)
-    for attempt in range(8):
+    for attempt in range(5):
         daemon = Daemon(config)
         try:
             daemon.wait_for("next scheduled issue")
