@@ -31,6 +31,8 @@ hold one object while each module holds one part of the schema.
 - ``tokens``: API tokens (hashes only), their scope, expiry, last use and revocation.
 - ``audit``: the audit log of operator actions, written in the action's transaction.
 - ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
+- ``events``: subscriber status changes, recorded in each change's transaction and summed
+  by day for the console's charts.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from publisher.store.audit import AuditMixin
 from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
+from publisher.store.events import SubscriberEventsMixin
 from publisher.store.issues import (
     BOUNCED,
     DELIVERY_STATES,
@@ -103,6 +106,7 @@ class Store(
     TokensMixin,
     AuditMixin,
     MonitoringMixin,
+    SubscriberEventsMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 
