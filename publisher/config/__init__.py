@@ -31,6 +31,7 @@ from publisher.config.sections import (
     SMTP_SECURITY,
     SOURCE_TYPES,
     TRANSPORTS,
+    WEBHOOK_EVENTS,
     BouncesConfig,
     Config,
     DeliveryConfig,
@@ -45,6 +46,7 @@ from publisher.config.sections import (
     SourceConfig,
     StoreConfig,
     WebConfig,
+    WebhookConfig,
 )
 from publisher.config.values import parse_duration, parse_window
 from publisher.errors import ConfigError
@@ -55,6 +57,7 @@ __all__ = [
     "SMTP_SECURITY",
     "SOURCE_TYPES",
     "TRANSPORTS",
+    "WEBHOOK_EVENTS",
     "BouncesConfig",
     "Config",
     "ConfigError",
@@ -70,6 +73,7 @@ __all__ = [
     "SourceConfig",
     "StoreConfig",
     "WebConfig",
+    "WebhookConfig",
     "default_path",
     "load",
     "parse",

@@ -33,6 +33,8 @@ hold one object while each module holds one part of the schema.
 - ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
 - ``events``: subscriber status changes, recorded in each change's transaction and summed
   by day for the console's charts.
+- ``outbox``: webhook events, written in the transaction of what caused them;
+  ``webhooks``: their claims, attempts, history and each hook's state.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from publisher.store.sources import FEEDS_STATE, FeedIndexRow, SourcesMixin
 from publisher.store.subscribers import ACTIVE, SubscribersMixin
 from publisher.store.suppressions import SuppressionsMixin
 from publisher.store.tokens import TokensMixin
+from publisher.store.webhooks import WebhooksMixin
 from publisher.store.workers import WorkersMixin
 
 __all__ = [
@@ -107,6 +110,7 @@ class Store(
     AuditMixin,
     MonitoringMixin,
     SubscriberEventsMixin,
+    WebhooksMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

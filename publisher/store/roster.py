@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from publisher.store.events import locked_status, record_change, record_many
+from publisher.store.events import locked_status, record_many
+from publisher.store.outbox import Routes, emit, status_changed, subscriber_data
 from publisher.store.schema import UTCDateTime, issues, subscribers, subscriptions, suppressions
 from publisher.store.suppressions import Suppression
 
@@ -191,6 +192,7 @@ class SubscriberAdmin:
     """Store methods for the ``subscribers`` commands (mixed into Store)."""
 
     engine: Engine
+    webhook_routes: Routes
 
     # -- bulk import -------------------------------------------------------------------
 
@@ -253,7 +255,18 @@ class SubscriberAdmin:
                 "subscriber_id, digest_id",
             )
             result.subscriptions = len(rows)
+            self._announce(conn, [ids[g.email] for g in candidates if g.email in ids and
+                                  g.status == "active"], now)  # fmt: skip
         return result
+
+    def _announce(self, conn: Connection, created: Sequence[int], now: datetime) -> None:
+        """``subscriber.created`` for each address an import made active (when a hook wants it)."""
+        if not self.webhook_routes.get("subscriber.created"):
+            return
+        for sub_id in created:
+            data = {"subscriber": subscriber_data(conn, sub_id), "previous_status": None,
+                    "digest": None, "source": "import"}  # fmt: skip
+            emit(conn, self.webhook_routes, "subscriber.created", data, now, sub_id)
 
     def _existing_ids(self, conn: Connection, emails: Sequence[str]) -> dict[str, int]:
         return dict(_lookup(conn, "SELECT email, id FROM subscribers", "email", emails))
@@ -311,7 +324,7 @@ class SubscriberAdmin:
                 .values(status="active", updated_at=now)
             )
             if before is not None:
-                record_change(conn, subscriber_id, before, "active", source, now)
+                status_changed(conn, self.webhook_routes, subscriber_id, before, "active", source, now)
 
     def subscription_listing(self, status: str | None = None) -> Iterator[SubscriptionRow]:
         """Every subscription with its subscriber (one row with no digest for a subscriber

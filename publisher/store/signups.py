@@ -19,7 +19,8 @@ from sqlalchemy import Engine, insert, select, update
 
 from publisher.models import Subscriber
 from publisher.store.engine import read_setting
-from publisher.store.events import locked_status, record_change
+from publisher.store.events import locked_status
+from publisher.store.outbox import Routes, status_changed
 from publisher.store.rows import json_list
 from publisher.store.schema import signups, subscribers, subscriptions, suppressions
 from publisher.store.subscribers import ACTIVE, load_subscriber
@@ -29,6 +30,7 @@ class SignupsMixin:
     """Sign-up requests and the signing secret (mixed into :class:`publisher.store.Store`)."""
 
     engine: Engine
+    webhook_routes: Routes
 
     def signing_secret(self) -> str:
         """The secret generated for this store when no ``[web] secret_env`` is set."""
@@ -61,7 +63,7 @@ class SignupsMixin:
                         email=email, name=name, status="pending", created_at=now, updated_at=now
                     )
                 ).inserted_primary_key[0]
-                record_change(conn, sub_id, None, "pending", source, now)
+                status_changed(conn, self.webhook_routes, sub_id, None, "pending", source, now)
             conn.execute(signups.delete().where(signups.c.subscriber_id == sub_id))
             conn.execute(
                 insert(signups).values(
@@ -114,7 +116,6 @@ class SignupsMixin:
             conn.execute(
                 update(subscribers).where(subscribers.c.id == subscriber_id).values(**values)
             )
-            record_change(conn, subscriber_id, before, ACTIVE, "web", now)
             have = set(
                 conn.scalars(
                     select(subscriptions.c.digest_id).where(
@@ -144,4 +145,5 @@ class SignupsMixin:
                     )
             conn.execute(signups.delete().where(signups.c.subscriber_id == subscriber_id))
             conn.execute(suppressions.delete().where(suppressions.c.email_hash == email_hash))
+            status_changed(conn, self.webhook_routes, subscriber_id, before, ACTIVE, "web", now)
             return load_subscriber(conn, subscriber_id)

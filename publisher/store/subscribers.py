@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from publisher.errors import SubscriberError
 from publisher.models import Subscriber
-from publisher.store.events import record_change
+from publisher.store.outbox import Routes, forget_subscriber_events, status_changed
 from publisher.store.rows import json_list
 from publisher.store.schema import (
     bounce_events,
@@ -89,6 +89,7 @@ class SubscribersMixin:
     """Subscribers, their subscriptions and erasure (mixed into :class:`publisher.store.Store`)."""
 
     engine: Engine
+    webhook_routes: Routes
 
     def add_subscriber(
         self,
@@ -121,7 +122,6 @@ class SubscribersMixin:
                         email=email, name=name, status=status, created_at=now, updated_at=now
                     )
                 ).inserted_primary_key[0]
-                record_change(conn, sub_id, None, status, source, now)
             else:
                 sub_id = row.id
                 if not reactivate:
@@ -132,7 +132,6 @@ class SubscribersMixin:
                 conn.execute(
                     update(subscribers).where(subscribers.c.id == sub_id).values(**changes)
                 )
-                record_change(conn, sub_id, row.status, status, source, now)
             have = set(
                 conn.scalars(
                     select(subscriptions.c.digest_id).where(subscriptions.c.subscriber_id == sub_id)
@@ -141,6 +140,9 @@ class SubscribersMixin:
             for digest_id in digests:
                 if digest_id not in have:
                     add_subscription(conn, sub_id, digest_id, now, tags)
+            # After the digests: the event carries them.
+            before = None if row is None else row.status
+            status_changed(conn, self.webhook_routes, sub_id, before, status, source, now)
             return load_subscriber(conn, sub_id), created
 
     def list_subscribers(self, status: str | None = None) -> Iterator[Subscriber]:
@@ -182,7 +184,7 @@ class SubscribersMixin:
                 .where(subscribers.c.id == row.id)
                 .values(status=status, updated_at=now)
             )
-            record_change(conn, row.id, row.status, status, source, now)
+            status_changed(conn, self.webhook_routes, row.id, row.status, status, source, now)
             return load_subscriber(conn, row.id)
 
     def count_recipients(self, digest_id: str) -> int:
@@ -224,8 +226,6 @@ class SubscribersMixin:
                         subscriptions.c.digest_id == digest_id,
                     )
                 )
-                if gone.rowcount:
-                    record_change(conn, subscriber_id, ACTIVE, "unsubscribed", source, now, digest_id)
                 skip_queued(conn, subscriber_id, [digest_id], now)
                 left = conn.scalar(
                     select(func.count())
@@ -233,6 +233,11 @@ class SubscribersMixin:
                     .where(subscriptions.c.subscriber_id == subscriber_id)
                 )
                 leave_all = not left
+                if gone.rowcount:  # leaving the last one is leaving everything: one event
+                    status_changed(
+                        conn, self.webhook_routes, subscriber_id, ACTIVE, "unsubscribed",
+                        source, now, digest_id, notify=not leave_all,
+                    )  # fmt: skip
             if leave_all:
                 if row.status in (ACTIVE, "pending"):
                     conn.execute(
@@ -240,7 +245,15 @@ class SubscribersMixin:
                         .where(subscribers.c.id == subscriber_id)
                         .values(status="unsubscribed", updated_at=now)
                     )
-                    record_change(conn, subscriber_id, row.status, "unsubscribed", source, now)
+                    status_changed(
+                        conn, self.webhook_routes, subscriber_id, row.status, "unsubscribed",
+                        source, now,
+                    )  # fmt: skip
+                elif source == "complaint":  # they had left already: the complaint still counts
+                    status_changed(
+                        conn, self.webhook_routes, subscriber_id, row.status, row.status,
+                        source, now,
+                    )  # fmt: skip
                 conn.execute(signups.delete().where(signups.c.subscriber_id == subscriber_id))
                 skip_queued(conn, subscriber_id, None, now)
             return load_subscriber(conn, subscriber_id)
@@ -294,14 +307,20 @@ class SubscribersMixin:
                     conn.execute(subscriptions.delete().where(mine, subscriptions.c.digest_id.in_(gone)))
                     skip_queued(conn, subscriber_id, gone, now)
                     for digest_id in gone:
-                        record_change(conn, subscriber_id, ACTIVE, "unsubscribed", source, now, digest_id)
+                        status_changed(
+                            conn, self.webhook_routes, subscriber_id, ACTIVE, "unsubscribed",
+                            source, now, digest_id, notify=bool(wanted),
+                        )  # fmt: skip
                 for digest_id in wanted:
                     if digest_id not in have:
                         add_subscription(conn, subscriber_id, digest_id, now)
                 if not wanted and row.status in (ACTIVE, "pending"):
                     values["status"] = "unsubscribed"
                     skip_queued(conn, subscriber_id, None, now)
-                    record_change(conn, subscriber_id, row.status, "unsubscribed", source, now)
+                    status_changed(
+                        conn, self.webhook_routes, subscriber_id, row.status, "unsubscribed",
+                        source, now,
+                    )  # fmt: skip
             conn.execute(update(subscriptions).where(mine).values(tags=json.dumps(list(tags))))
             conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
             return load_subscriber(conn, subscriber_id)
@@ -357,7 +376,10 @@ class SubscribersMixin:
                 .where(subscribers.c.id == subscriber_id)
                 .values(email=placeholder, name="", status="erased", updated_at=now)
             )
-            record_change(conn, subscriber_id, row.status, "erased", "erasure", now)
+            status_changed(
+                conn, self.webhook_routes, subscriber_id, row.status, "erased", "erasure", now
+            )
+            forget_subscriber_events(conn, subscriber_id)
             if not conn.scalar(
                 select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
             ):
