@@ -10,6 +10,7 @@ second-long ``retries`` set in the config.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -233,3 +234,147 @@ def test_a_hook_failing_again_and_again_is_turned_off_until_enabled(
     }
     unknown = run_cli(config, "webhooks", "enable", "nope", env=ENV, check=False)
     assert unknown.returncode == 1 and "no webhook 'nope'" in unknown.stderr
+
+
+def test_sends_bounces_and_pauses_make_events_delivered_by_the_worker(
+    tmp_path: Path, receiver: Receiver, smtp_server: SmtpServer
+) -> None:
+    smtp_server.handler.rcpt_replies["nobody@example.org"] = "550 5.1.1 <nobody@example.org>: no such user"
+    config = write_config(
+        tmp_path, transport="smtp", smtp=smtp_server, extra=hook_config(receiver.url)
+    )
+    when = "2026-11-25T12:30:00+00:00"  # after the digest's 07:00 (New York) fire that day
+    for address in ("ana@example.org", "gone@example.org", "nobody@example.org"):
+        run_cli(config, "subscribers", "add", address, now=when, env=ENV)
+    run_cli(config, "collect", now=when, env=ENV)
+    # Queue the issue, pause it (issue.paused), resume it, and let a worker send it.
+    run_cli(config, "send", "daily", "--queue-only", now=when, env=ENV)
+    run_cli(config, "issues", "pause", "1", env=ENV)
+    run_cli(config, "issues", "resume", "1", env=ENV)
+    worker = run_cli(config, "worker", "--until-idle", env=ENV)
+    assert "2 sent, 0 failed, 1 bounced" in worker.stdout
+    # Delivered while it ran, and in one last pass before it exited: 3 created, paused,
+    # bounced (the 5.1.1 refusal), sent.
+    assert len(receiver.requests) == 6
+    # A DSN for gone@ arrives later: bounces import.
+    run_cli(config, "bounces", "import", str(DATA / "postfix-hard.eml"), env=ENV)
+    assert "1 delivered" in deliver(config, check=True).stdout
+
+    paused = receiver.of_type("issue.paused")[0]["data"]
+    assert paused["issue"]["id"] == 1 and paused["issue"]["status"] == "paused"
+    assert paused["queued"] == 3 and paused["issue"]["digest"] == "daily"
+    [sent] = receiver.of_type("issue.sent")
+    assert sent["data"]["issue"]["status"] == "sent"
+    assert sent["data"]["issue"]["deliveries"] == {"sent": 2, "bounced": 1}
+    smtp_bounce, dsn = receiver.of_type("delivery.bounced")
+    assert smtp_bounce["data"]["email"] == "nobody@example.org"
+    assert smtp_bounce["data"]["source"] == "smtp" and smtp_bounce["data"]["issue_id"] == 1
+    assert smtp_bounce["data"]["status"] == "5.1.1"
+    assert smtp_bounce["data"]["subscriber"]["status"] == "bounced"
+    assert dsn["data"]["email"] == "gone@example.org" and dsn["data"]["source"] == "report"
+    assert dsn["data"]["kind"] == "hard" and dsn["data"]["subscriber_marked_bounced"] is True
+    verify = readme_verify()
+    assert all(verify(SECRET, r.headers["Publisher-Signature"], r.body) for r in receiver.requests)
+
+
+def test_a_hook_only_gets_the_events_it_names_and_erasure_forgets_queued_ones(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    config = write_config(
+        tmp_path, extra=hook_config(receiver.url, events='["subscriber.unsubscribed"]')
+    )
+    run_cli(config, "subscribers", "add", "ana@example.org", env=ENV)
+    run_cli(config, "subscribers", "add", "bo@example.org", env=ENV)
+    run_cli(config, "subscribers", "remove", "ana@example.org", env=ENV)
+    run_cli(config, "subscribers", "remove", "bo@example.org", env=ENV)
+    app = open_app(load(config))
+    try:
+        bo = app.store.find_subscriber("bo@example.org")
+        assert bo is not None
+        from publisher.compose.subscriptions import email_hash
+
+        app.store.erase_subscriber(bo.id, email_hash(bo.email), app.clock())
+    finally:
+        app.store.close()
+    assert "1 delivered" in deliver(config, check=True).stdout
+    [only] = receiver.requests
+    assert only.event["type"] == "subscriber.unsubscribed"
+    assert only.event["data"]["subscriber"]["email"] == "ana@example.org"
+
+
+def test_two_dispatchers_at_once_send_each_event_exactly_once(
+    store_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.delay = 0.02
+    config = write_config(tmp_path, store_url=store_url, extra=hook_config(receiver.url))
+    rows = "".join(f"reader{i}@example.org,Reader {i}\n" for i in range(60))
+    (tmp_path / "subs.csv").write_text("email,name\n" + rows)
+    run_cli(config, "subscribers", "import", str(tmp_path / "subs.csv"), env=ENV)
+    env = {**os.environ, "PUBLISHER_HOOK_SECRET": SECRET,
+           "PUBLISHER_TEST_SECRET": "test-secret"}  # fmt: skip
+    command = [sys.executable, "-m", "publisher", "--config", str(config), "webhooks", "deliver"]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env, cwd=tmp_path)  # fmt: skip
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120) for p in runs]
+    assert all(p.returncode == 0 for p in runs), outputs
+    ids = [r.headers["Publisher-Event-Id"] for r in receiver.requests]
+    assert len(ids) == 60 and len(set(ids)) == 60
+    emails = {r.event["data"]["subscriber"]["email"] for r in receiver.requests}
+    assert emails == {f"reader{i}@example.org" for i in range(60)}
+    assert all(r.event["data"]["source"] == "import" for r in receiver.requests)
+    delivered = [int(re.search(r"(\d+) delivered", out).group(1)) for out, _ in outputs]  # type: ignore[union-attr]
+    assert sum(delivered) == 60
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ('url = "ftp://x"\nevents = ["issue.sent"]\nsecret_env = "S"', "webhooks[0].url: 'ftp://x' is not an absolute http(s) URL"),
+        ('url = "https://x.example"\nevents = ["issue.done"]\nsecret_env = "S"', "webhooks[0].events: 'issue.done' is not one of subscriber.created"),
+        ('url = "https://x.example"\nevents = []\nsecret_env = "S"', "webhooks[0].events: name at least one event"),
+        ('url = "https://x.example"\nevents = ["issue.sent"]\nsecret_env = "hunter2!"', "webhooks[0].secret_env: must name an environment variable"),
+        ('url = "https://x.example"\nevents = ["issue.sent"]\nsecret_env = "S"\nretries = ["soon"]', "webhooks[0].retries: 'soon' is not a duration"),
+        ('url = "https://x.example"\nevents = ["issue.sent"]\nsecret_env = "S"\nmax_failures = -1', "webhooks[0].max_failures: must be 0 (never) or more"),
+        ('url = "https://x.example"\nevents = ["issue.sent"]', "webhooks[0]: missing required key 'secret_env'"),
+        ('url = "https://x.example"\nevents = ["issue.sent"]\nsecret_env = "S"\nretry = []', "webhooks[0].retry: unknown key 'retry' (did you mean 'retries'?)"),
+    ],
+)
+def test_webhook_settings_are_checked_with_file_line_and_key(
+    tmp_path: Path, entry: str, expected: str
+) -> None:
+    config = write_config(tmp_path, extra=f"\n[[webhooks]]\n{entry}\n")
+    with pytest.raises(ConfigError) as info:
+        load(config)
+    message = str(info.value)
+    assert expected in message and "\n" not in message
+    assert re.match(r"config\.toml:\d+: webhooks\[0\]", message), message
+
+
+def test_duplicate_hook_names_are_refused_on_the_second_entrys_line(tmp_path: Path) -> None:
+    hook = '\n[[webhooks]]\nurl = "https://hooks.example.org/a"\nevents = ["issue.sent"]\nsecret_env = "S"\n'
+    config = write_config(tmp_path, extra=hook + hook.replace("/a", "/b"))
+    with pytest.raises(ConfigError) as info:
+        load(config)
+    lines = config.read_text().splitlines()
+    line = [i + 1 for i, text in enumerate(lines) if text == "[[webhooks]]"][1]
+    assert f"config.toml:{line}: webhooks[1]: duplicate webhook 'hooks.example.org'" in str(info.value)
+
+
+def test_every_webhook_key_is_documented() -> None:
+    import dataclasses
+
+    from publisher.config import WebhookConfig
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shipped = (REPO / "config.toml").read_text(encoding="utf-8")
+    for f in dataclasses.fields(WebhookConfig):
+        assert f"| `[[webhooks]] {f.name}` |" in readme, f.name
+        assert re.search(rf"^# {f.name} = ", shipped, re.M), f.name
+    assert "# [[webhooks]]" in shipped
+    load(REPO / "config.toml")  # the shipped file still loads
+    for event in ("subscriber.created", "subscriber.unsubscribed", "subscriber.complained",
+                  "issue.sent", "issue.paused", "delivery.bounced"):  # fmt: skip
+        assert f"| `{event}` |" in readme, event
