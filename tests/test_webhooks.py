@@ -378,3 +378,38 @@ def test_every_webhook_key_is_documented() -> None:
     for event in ("subscriber.created", "subscriber.unsubscribed", "subscriber.complained",
                   "issue.sent", "issue.paused", "delivery.bounced"):  # fmt: skip
         assert f"| `{event}` |" in readme, event
+
+
+def test_the_daemon_delivers_events_made_by_other_processes(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_scheduler import Daemon
+
+    monkeypatch.setenv("PUBLISHER_HOOK_SECRET", SECRET)
+    config = write_config(tmp_path, extra=hook_config(receiver.url))
+    daemon = Daemon(config, now=None)
+    try:
+        daemon.wait_for("next scheduled issue")
+        run_cli(config, "subscribers", "add", "ana@example.org", env=ENV)  # another process
+        deadline = time.monotonic() + 30
+        while not receiver.of_type("subscriber.created") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [created] = receiver.of_type("subscriber.created")
+        assert created["data"]["subscriber"]["email"] == "ana@example.org"
+        # (The start-up catch-up made an issue for nobody, at once sent: issue.sent.)
+        assert {r.event["type"] for r in receiver.requests} <= {"subscriber.created", "issue.sent"}
+        verify = readme_verify()
+        assert all(verify(SECRET, r.headers["Publisher-Signature"], r.body) for r in receiver.requests)
+    finally:
+        daemon.terminate()
+    assert daemon.proc.returncode == 0, daemon.log()
+
+
+def test_check_fails_a_hook_whose_secret_variable_is_unset(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra=hook_config("http://127.0.0.1:9/hooks"))
+    run_cli(config, "db", "upgrade")
+    unset = run_cli(config, "check", check=False)
+    assert unset.returncode == 1
+    assert "FAIL  webhook    crm: secret_env names PUBLISHER_HOOK_SECRET, which is unset" in unset.stdout
+    fine = run_cli(config, "check", env=ENV)
+    assert "ok    webhook    crm: http://127.0.0.1:9/hooks (6 event(s))" in fine.stdout
