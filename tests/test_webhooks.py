@@ -413,3 +413,22 @@ def test_check_fails_a_hook_whose_secret_variable_is_unset(tmp_path: Path) -> No
     assert "FAIL  webhook    crm: secret_env names PUBLISHER_HOOK_SECRET, which is unset" in unset.stdout
     fine = run_cli(config, "check", env=ENV)
     assert "ok    webhook    crm: http://127.0.0.1:9/hooks (6 event(s))" in fine.stdout
+
+
+def test_a_web_sign_up_is_created_when_confirmed_not_before(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.test_charts import _web_signup_confirmed
+
+    monkeypatch.setenv("PUBLISHER_TEST_SECRET", "test-secret")
+    config = write_config(tmp_path, extra=hook_config(receiver.url))
+    now = datetime.now(UTC)
+    _web_signup_confirmed(config, "web@example.org", now, now)
+    assert "1 delivered" in deliver(config, check=True).stdout
+    [created] = receiver.of_type("subscriber.created")
+    data = created["data"]
+    assert data["previous_status"] == "pending" and data["source"] == "web"
+    assert data["subscriber"]["email"] == "web@example.org"
+    assert data["subscriber"]["digests"] == ["daily"] and data["subscriber"]["status"] == "active"
