@@ -27,7 +27,7 @@ from publisher.services.audit import Actor, entry
 from publisher.store.webhooks import AttemptResult, WebhookClaim
 
 log = logging.getLogger("publisher.services.webhooks")
-KEEP = timedelta(days=30)  # attempts, and events every hook is done with, are kept this long
+KEEP = timedelta(days=30)  # attempts and events are kept this long; an event waits no longer
 BATCH = 100
 
 

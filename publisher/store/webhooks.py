@@ -62,9 +62,11 @@ class WebhooksMixin:
     webhook_routes: Routes = {}
 
     def sync_webhooks(self, hooks: Sequence[tuple[str, str]]) -> None:
-        """Make sure each configured ``(name, url)`` has a state row (on by default); the
-        pending events of hooks no longer configured are dropped."""
-        names = [name for name, _ in hooks]
+        """Make sure each configured ``(name, url)`` has a state row (on by default).
+
+        The events of a hook this process does not know are left alone: another host may
+        run a newer config.toml that has it (they expire with :meth:`prune_webhooks`).
+        """
         with self.engine.begin() as conn:
             known = dict(conn.execute(select(webhook_hooks.c.name, webhook_hooks.c.url)).all())
             for name, url in hooks:
@@ -78,11 +80,6 @@ class WebhooksMixin:
                     conn.execute(
                         update(webhook_hooks).where(webhook_hooks.c.name == name).values(url=url)
                     )
-            conn.execute(
-                update(webhook_deliveries)
-                .where(webhook_deliveries.c.status == "pending", webhook_deliveries.c.hook.not_in(names))
-                .values(status="dropped", last_error="hook no longer configured")
-            )
 
     def claim_webhooks(
         self, names: Sequence[str], now: datetime, lease: timedelta, limit: int = 100
@@ -262,13 +259,18 @@ class WebhooksMixin:
             )
 
     def prune_webhooks(self, before: datetime) -> int:
-        """Forget attempts, and events no hook still waits for, older than ``before``."""
+        """Give up events still waiting since before ``before`` (their hook stayed off or
+        was removed), then forget attempts and events older than that."""
         d, e = webhook_deliveries, webhook_events
         old = select(e.c.id).where(e.c.created_at < before)
         waiting = exists().where(d.c.event_id == e.c.id, d.c.status == "pending")
         with self.engine.begin() as conn:
+            conn.execute(
+                update(d)
+                .where(d.c.status == "pending", d.c.event_id.in_(old))
+                .values(status="dropped", last_error="expired: not delivered in time")
+            )
             conn.execute(delete(webhook_attempts).where(webhook_attempts.c.at < before))
             conn.execute(delete(d).where(d.c.event_id.in_(old), d.c.status != "pending"))
             gone = conn.execute(delete(e).where(and_(e.c.created_at < before, ~waiting)))
             return int(gone.rowcount or 0)
-
