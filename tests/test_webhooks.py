@@ -432,3 +432,16 @@ def test_a_web_sign_up_is_created_when_confirmed_not_before(
     assert data["previous_status"] == "pending" and data["source"] == "web"
     assert data["subscriber"]["email"] == "web@example.org"
     assert data["subscriber"]["digests"] == ["daily"] and data["subscriber"]["status"] == "active"
+
+
+def test_status_shows_a_hook_turned_off(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.always = 500
+    config = write_config(tmp_path, extra=hook_config(receiver.url, max_failures=1))
+    run_cli(config, "subscribers", "add", "ana@example.org", env=ENV)
+    assert "crm turned off" in deliver(config).stdout
+    shown = run_cli(config, "status", env=ENV).stdout
+    assert re.search(r"webhook   crm is off since \S+ after 1 failures \(HTTP 500 answered: ok\); "
+                     r"1 event\(s\) waiting for `publisher webhooks enable crm`", shown), shown  # fmt: skip
+    data = json.loads(run_cli(config, "status", "--json", env=ENV).stdout)
+    [hook] = data["webhooks"]
+    assert hook["name"] == "crm" and hook["enabled"] is False and hook["pending"] == 1
