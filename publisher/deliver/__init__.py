@@ -13,10 +13,12 @@ Modules, from the top of the package down (each imports only those below it):
 - ``smtp``: one SMTP connection: STARTTLS/TLS, AUTH, reuse, reconnects, reply mapping;
 - ``dkim``: DKIM signing of outgoing messages (``[delivery.dkim]``);
 - ``bounces``: reading bounce mail (DSN, ``X-Failed-Recipients``) into hard and soft bounces;
-- ``imap``: polling an IMAP mailbox for bounce mail, moving what was handled.
+- ``imap``: polling an IMAP mailbox for bounce mail, moving what was handled;
+- ``webhooks``: outgoing webhook requests: the JSON envelope, the HMAC signature, one POST.
 
 May import: ``publisher.compose`` (messages), ``publisher.store``, and
-``publisher.config``, ``publisher.models``, ``publisher.errors``, ``publisher.clock``.
+``publisher.config``, ``publisher.models``, ``publisher.errors``, ``publisher.clock``
+(and ``publisher.__version__``, for the webhooks' User-Agent).
 Never the layers above it (app, services, web, ops) nor its siblings
 ``collect`` and ``syndicate``.
 """

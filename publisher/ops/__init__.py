@@ -9,6 +9,7 @@ does). Heavy modules are imported inside the commands, so ``publisher --help`` s
 - ``common``: what several commands share (the app of a command, output lines);
 - ``scheduler``: the daemon behind ``publisher run`` (APScheduler 3.x);
 - ``worker``: ``publisher worker`` and graceful stops on signals;
+- ``webhook_pump``: the webhook dispatcher thread of ``run`` and ``worker``;
 - ``reports``: what ``status`` and ``issues`` report, read from the store;
 - ``progress``: progress bars and per-issue delivery views;
 - ``checks``: the pre-send checklist of ``publisher check``;

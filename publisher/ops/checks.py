@@ -211,6 +211,19 @@ def check_metrics(config: Config) -> list[Check]:
     return [Check("metrics", True, detail, warning=True)]
 
 
+def check_webhooks(config: Config) -> list[Check]:
+    """One line per [[webhooks]] entry; a failure when its secret variable is unset (every
+    event to it would fail until it is set)."""
+    results = []
+    for hook in config.webhooks:
+        if config_module.secret_from_env(hook.secret_env, what=hook.secret_env):
+            results.append(Check("webhook", True, f"{hook.label}: {hook.url} ({len(hook.events)} event(s))"))
+        else:
+            detail = f"{hook.label}: secret_env names {hook.secret_env}, which is unset: nothing can be signed"
+            results.append(Check("webhook", False, detail))
+    return results
+
+
 def run_checks(path: Path, now: datetime) -> list[Check]:
     """Every check, in order: config, templates, transport, store, then each schedule."""
     first, config = check_config(path)
@@ -226,5 +239,6 @@ def run_checks(path: Path, now: datetime) -> list[Check]:
         check_transport(config),
         check_store(config),
         *check_metrics(config),
+        *check_webhooks(config),
         *check_schedules(config, now),
     ]

@@ -42,8 +42,8 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
     """Digests with their next fire time and last issue, recent issues, failing sources,
     the retry queue, the relay's last slow-down, the article count, held sends, the
     issues an operator paused (with their queued count), each relay's health, the limits
-    paused cluster-wide now and the registered sending processes (state
-    alive/gone/unknown, claims held, lease); under ``monitoring`` the figures
+    paused cluster-wide now, the registered sending processes (state
+    alive/gone/unknown, claims held, lease) and the webhooks' states; under ``monitoring`` the figures
     ``/metrics`` serves (:func:`publisher.services.monitoring.figures`)."""
     store: Store = app.store
     figures = monitoring.figures(app, now)
@@ -94,8 +94,29 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
             for i, queued in store.paused_issues()
         ],
         "workers": liveness.workers_data(store),
+        "webhooks": webhook_data(app),
         "monitoring": figures.as_dict(),
     }
+
+
+def webhook_data(app: Any) -> list[dict[str, Any]]:
+    """Each configured webhook's state: on or off (since when), failures in a row, pending
+    events, the last error. Read only: a hook never delivered yet shows as on."""
+    states = app.store.webhook_states()
+    found = []
+    for hook in app.config.webhooks:
+        s = states.get(hook.label, {})
+        found.append(
+            {
+                "name": hook.label,
+                "enabled": bool(s.get("enabled", 1)),
+                "disabled_at": _iso(s.get("disabled_at")),
+                "failures": int(s.get("failures") or 0),
+                "pending": int(s.get("pending") or 0),
+                "last_error": s.get("last_error") or "",
+            }
+        )
+    return found
 
 
 def relay_data(app: Any) -> list[dict[str, Any]]:

@@ -287,12 +287,16 @@ def run_daemon(
             scheduler.shutdown(wait=False)
 
     scheduler.add_job(stop_if_signalled, id="signal-guard")
-    try:
-        scheduler.start()
-    except JobLookupError:
-        # A signal handled while APScheduler was between running a one-shot job and removing
-        # it: shutdown() from the handler left the scheduler stopped, where remove_job() looks
-        # only at pending jobs and raises. The daemon was stopping anyway; anything else is a bug.
-        if not stop.is_set():
-            raise
+    from publisher.ops.webhook_pump import webhook_pump
+
+    with webhook_pump(app, stop):  # webhooks go out while the daemon runs
+        try:
+            scheduler.start()
+        except JobLookupError:
+            # A signal handled while APScheduler was between running a one-shot job and
+            # removing it: shutdown() from the handler left the scheduler stopped, where
+            # remove_job() looks only at pending jobs and raises. The daemon was stopping
+            # anyway; anything else is a bug.
+            if not stop.is_set():
+                raise
     log.info("stopped")

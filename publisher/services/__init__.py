@@ -25,4 +25,7 @@ it, never a door.
 - ``tokens``: API tokens (create, revoke, ``authenticate_token``);
 - ``audit``: the :class:`~publisher.services.audit.Actor` of an action, audit entries.
 - ``monitoring``: the figures ``/metrics`` and ``status --json`` report (``figures``).
+- ``charts``: the dashboard series: subscribers by status per day, issues per week.
+- ``webhooks``: outgoing webhooks: ``deliver_due`` (one dispatcher pass), ``hooks``,
+  ``history``, ``enable``.
 """

@@ -34,6 +34,10 @@ hold one object while each module holds one part of the schema.
 - ``directory``: the subscriber search (filters, keyset pages) of the console and the API.
 - ``pages``: keyset pages of issues and articles, and a digest's totals, for the API.
 - ``idempotency``: the HTTP API's stored responses to POSTs with an ``Idempotency-Key``.
+- ``events``: subscriber status changes, recorded in each change's transaction and summed
+  by day for the console's charts.
+- ``outbox``: webhook events, written in the transaction of what caused them;
+  ``webhooks``: their claims, attempts, history and each hook's state.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
 from publisher.store.directory import DirectoryMixin, SubscriberFilter
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
+from publisher.store.events import SubscriberEventsMixin
 from publisher.store.idempotency import IN_PROGRESS, IdempotencyMixin, StoredResponse
 from publisher.store.issues import (
     BOUNCED,
@@ -66,6 +71,7 @@ from publisher.store.sources import FEEDS_STATE, FeedIndexRow, SourcesMixin
 from publisher.store.subscribers import ACTIVE, SubscribersMixin
 from publisher.store.suppressions import SuppressionsMixin
 from publisher.store.tokens import TokensMixin
+from publisher.store.webhooks import WebhooksMixin
 from publisher.store.workers import WorkersMixin
 
 __all__ = [
@@ -115,6 +121,8 @@ class Store(
     DirectoryMixin,
     PagesMixin,
     IdempotencyMixin,
+    SubscriberEventsMixin,
+    WebhooksMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

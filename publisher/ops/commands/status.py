@@ -42,6 +42,8 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     with its last error and when it is re-checked), limits paused now, and the sending
     processes (workers) with their state (alive, gone, unknown) and the claims they hold.
 
+    A webhook turned off for failing is shown with its last error and waiting events.
+
     With ISSUE (an issue number): its delivery counts, send rate over the last minute,
     ETA, any "slow down" backoff from the relay, the most common failure replies, and
     which workers hold its deliveries in flight.
@@ -78,6 +80,13 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
                 f"source    {state['source']}: {state['consecutive_failures']} failing run(s): {state['last_error']}"
             )
     click.echo(f"articles  {app.store.count_articles()} stored")
+    for hook in reports.webhook_data(app):
+        if not hook["enabled"]:
+            click.echo(
+                f"webhook   {hook['name']} is off since {hook['disabled_at']} after "
+                f"{hook['failures']} failures ({hook['last_error']}); {hook['pending']} event(s) "
+                f"waiting for `publisher webhooks enable {hook['name']}`"
+            )
     _print_workers(app)
 
 

@@ -8,7 +8,7 @@ that response again instead of a second send or a second subscriber.
 optionally of one status, below a given id) a range read on a list of any size.
 
 Revision ID: 0014_idempotency
-Revises: 0012_monitoring
+Revises: 0014_webhooks
 Create Date: 2026-12-02
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_idempotency"
-down_revision = "0012_monitoring"
+down_revision = "0014_webhooks"
 branch_labels = None
 depends_on = None
 
