@@ -18,6 +18,7 @@ from typing import Any
 
 from publisher.config.locate import KeyPath, Locator, unknown_key, where
 from publisher.config.sections import (
+    AdminConfig,
     BouncesConfig,
     Config,
     DeliveryConfig,
@@ -48,6 +49,7 @@ _SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "bounces": BouncesConfig,
     "relays": RelayConfig,
+    "admin": AdminConfig,
 }
 _ARRAYS = {"sources", "digests", "relays"}
 _RESERVED = {"from_": "from"}

@@ -19,6 +19,7 @@ from publisher.config.sections import (
     SMTP_SECURITY,
     SOURCE_TYPES,
     TRANSPORTS,
+    AdminConfig,
     BouncesConfig,
     Config,
     DigestConfig,
@@ -49,6 +50,7 @@ def validate(config: Config, file: Path, locator: Locator) -> None:
     _validate_schedule(config.schedule, w)
     _validate_web(config.web, w)
     _validate_relays(config, w)
+    _validate_admin(config.admin, w)
 
 
 def _validate_feeds(config: Config, w: Where) -> None:
@@ -220,3 +222,17 @@ def _validate_relays(config: Config, w: Where) -> None:
         if relay.label in names:
             raise ConfigError(f"{w('relays', i)}: duplicate relay {relay.label!r} (set 'name')")
         names.add(relay.label)
+
+
+def _validate_admin(admin: AdminConfig, w: Where) -> None:
+    """[admin]: sessions of 1 hour to 30 days, uploads of 1 to 10240 MB, positive login
+    limits over a window of at least 1 s."""
+    if not 1 <= admin.session_hours <= 720:
+        raise ConfigError(f"{w('admin', 'session_hours')}: must be 1 to 720 hours")
+    if not 1 <= admin.max_upload_mb <= 10240:
+        raise ConfigError(f"{w('admin', 'max_upload_mb')}: must be 1 to 10240 MB")
+    if parse_duration(admin.login_window, w("admin", "login_window")) < 1:
+        raise ConfigError(f"{w('admin', 'login_window')}: must be at least 1s")
+    for key in ("login_per_address", "login_per_ip"):
+        if getattr(admin, key) < 1:
+            raise ConfigError(f"{w('admin', key)}: must be at least 1")

@@ -29,6 +29,7 @@ hold one object while each module holds one part of the schema.
 - ``limits``: cluster-wide send limits and relay health.
 - ``operators``: the console's operators (password hashes, second factor).
 - ``tokens``: API tokens (hashes only), their scope, expiry, last use and revocation.
+- ``console``: the console's sessions (hashes of their ids), failed logins, 2FA one-time use.
 - ``audit``: the audit log of operator actions, written in the action's transaction.
 - ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
 """
@@ -40,6 +41,7 @@ from publisher.store.articles import ArticlesMixin, feed_id_for
 from publisher.store.audit import AuditMixin
 from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
+from publisher.store.console import ConsoleMixin, ConsoleSession
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.issues import (
     BOUNCED,
@@ -65,6 +67,7 @@ from publisher.store.workers import WorkersMixin
 __all__ = [
     "ACTIVE",
     "BOUNCED",
+    "ConsoleSession",
     "DELIVERY_STATES",
     "FEEDS_STATE",
     "ISSUE_STATES",
@@ -102,6 +105,7 @@ class Store(
     OperatorsMixin,
     TokensMixin,
     AuditMixin,
+    ConsoleMixin,
     MonitoringMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
