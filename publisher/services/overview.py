@@ -1,0 +1,182 @@
+"""What the console shows at a glance (store reads only): digests, sources, issue progress.
+
+The dashboard and the issue pages of the console (and anything else that wants the same
+view) read these instead of the store, so a number means the same on every page. Issue
+progress counts every delivery that reached an end state (sent, failed, bounced,
+skipped) against all the issue's deliveries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from publisher.app import App
+from publisher.compose import planning
+from publisher.deliver import liveness
+from publisher.models import Issue
+from publisher.services.issues import get_issue
+
+DONE_STATES = ("sent", "failed", "bounced", "skipped")
+SUBSCRIBER_STATES = ("active", "pending", "unsubscribed", "bounced", "complained", "erased")
+ISSUE_SERIES = ("sent", "failed", "bounced")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """An issue's deliveries by state, and how far the send is (0-100)."""
+
+    issue: Issue
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """Every delivery of the issue."""
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        """Deliveries in an end state."""
+        return sum(self.counts.get(s, 0) for s in DONE_STATES)
+
+    @property
+    def percent(self) -> int:
+        """Whole percent done; an issue with no deliveries is done when it is not open."""
+        if not self.total:
+            return 0 if self.issue.status in ("sending", "paused") else 100
+        return self.done * 100 // self.total
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready, for the progress endpoint."""
+        return {
+            "id": self.issue.id,
+            "status": self.issue.status,
+            "counts": dict(self.counts),
+            "total": self.total,
+            "done": self.done,
+            "percent": self.percent,
+        }
+
+
+@dataclass(frozen=True)
+class DigestRow:
+    """A configured digest: its schedule, next fire time, send window and last issue."""
+
+    id: str
+    title: str
+    schedule: str
+    timezone: str
+    send_window: str
+    next_fire_at: datetime | None
+    last_issue: Progress | None
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """A configured source and its health as of its last run (never run: no row yet)."""
+
+    name: str
+    type: str
+    last_success_at: datetime | None
+    consecutive_failures: int
+    last_error: str
+
+    @property
+    def healthy(self) -> bool:
+        """No error at its last run."""
+        return not self.last_error and self.consecutive_failures == 0
+
+
+def progress(app: App, issue_id: int) -> Progress:
+    """The issue and its delivery counts (a PublisherError when there is no such issue)."""
+    issue = get_issue(app, issue_id)
+    return Progress(issue, app.store.delivery_counts(issue_id))
+
+
+def recent_issues(app: App, limit: int = 100) -> list[Progress]:
+    """The newest issues of every digest, with their progress."""
+    return [Progress(i, app.store.delivery_counts(i.id)) for i in app.store.list_issues(limit)]
+
+
+def failures(app: App, issue_id: int, limit: int = 20) -> list[tuple[str, int]]:
+    """An issue's failed and bounced deliveries grouped by their last SMTP reply, most
+    common first."""
+    return app.store.failures(issue_id, limit)
+
+
+def digests(app: App, now: datetime) -> list[DigestRow]:
+    """Every configured digest with its next scheduled send and its last issue."""
+    rows = []
+    for digest in app.config.digests:
+        last = app.store.last_issue(digest.id)
+        rows.append(
+            DigestRow(
+                id=digest.id,
+                title=digest.title,
+                schedule=digest.schedule,
+                timezone=digest.timezone,
+                send_window=digest.send_window,
+                next_fire_at=planning.next_fire_time(digest, now),
+                last_issue=None
+                if last is None
+                else Progress(last, app.store.delivery_counts(last.id)),
+            )
+        )
+    return rows
+
+
+def sources(app: App) -> list[SourceRow]:
+    """Every configured source with its health, in the config's order."""
+    states = {s["source"]: s for s in app.store.source_states()}
+    rows = []
+    for source in app.config.sources:
+        state = states.get(source.name, {})
+        rows.append(
+            SourceRow(
+                name=source.name,
+                type=source.type,
+                last_success_at=state.get("last_success_at"),
+                consecutive_failures=int(state.get("consecutive_failures") or 0),
+                last_error=str(state.get("last_error") or ""),
+            )
+        )
+    return rows
+
+
+def live_workers(app: App) -> int:
+    """How many sending processes (``publisher worker``, the daemon) are alive now."""
+    return sum(
+        1 for _row, state in liveness.worker_states(app.store).values() if state == liveness.ALIVE
+    )
+
+
+def chart_series(app: App, weeks: int = 26) -> dict[str, Any]:
+    """The dashboard's two history charts as uPlot-ready columns (x: unix seconds).
+
+    ``subscribers``: subscribers by status; ``issues``: per ISO week (Monday 00:00 UTC),
+    the deliveries of that week's issues that were sent, failed and bounced.
+    """
+    now = app.clock()
+    counts = app.store.subscriber_status_counts()
+    statuses = [s for s in SUBSCRIBER_STATES if s in counts] or ["active"]
+    subscribers = {
+        "x": [int(now.timestamp())],
+        "series": {s: [counts.get(s, 0)] for s in statuses},
+        "note": "now only: no status history is kept yet",
+    }
+    start = (now - timedelta(weeks=weeks)).replace(hour=0, minute=0, second=0, microsecond=0)
+    start -= timedelta(days=start.weekday())
+    buckets: dict[int, dict[str, int]] = {}
+    for at, status, n in app.store.issue_delivery_counts(start):
+        monday = (at - timedelta(days=at.weekday())).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        week = buckets.setdefault(int(monday.timestamp()), dict.fromkeys(ISSUE_SERIES, 0))
+        if status in week:
+            week[status] += n
+    xs = sorted(buckets)
+    return {
+        "subscribers": subscribers,
+        "issues": {"x": xs, "series": {s: [buckets[x][s] for x in xs] for s in ISSUE_SERIES}},
+    }
