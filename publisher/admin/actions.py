@@ -139,7 +139,9 @@ async def perform(request: Request) -> Response:
     to = ""
     if name == "test":
         try:
-            to = validate_email(first(form_of(request), "to").strip(), check_deliverability=False).normalized
+            to = validate_email(
+                first(form_of(request), "to").strip(), check_deliverability=False
+            ).normalized
         except EmailNotValidError as exc:
             return pages.message(request, "Not sent", [f"That address does not work: {exc}."], 400)
     try:
@@ -180,7 +182,9 @@ async def send_now(request: Request) -> Response:
         return pages.message(request, "Not sent", [exc.message], 409)
     issue = next((r.issue for r in reports if r.issue is not None), None)
     notes = "; ".join(r.note for r in reports if r.note) or "nothing new to send"
-    await audit(request, "issue.send_now", digest_id, notes if issue is None else f"issue #{issue.id}")
+    await audit(
+        request, "issue.send_now", digest_id, notes if issue is None else f"issue #{issue.id}"
+    )
     if issue is None:
         return pages.redirect(request, "issues", notice=f"Nothing queued: {notes}.")
     return pages.redirect(request, f"issues/{issue.id}", notice="Queued: a worker sends it.")

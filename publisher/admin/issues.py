@@ -60,9 +60,7 @@ async def issue_detail(request: Request) -> Response:
         return pages.message(request, "No such issue", [exc.message], 404)
     issue = data["progress"].issue  # type: ignore[attr-defined]
     actions = available(request.state.operator, issue.status)
-    return pages.render(
-        request, "issue.html.j2", f"Issue #{issue.id}", actions=actions, **data
-    )
+    return pages.render(request, "issue.html.j2", f"Issue #{issue.id}", actions=actions, **data)
 
 
 @require("viewer")
@@ -77,7 +75,9 @@ async def progress_json(request: Request) -> Response:
 
 def _preview_html(app, issue_id: int, scheme: str) -> str:  # type: ignore[no-untyped-def]
     preview = previews.issue_preview(app, issue_id)
-    html, _text = previews.personalized_parts(preview, previews.preview_personal(app, preview, None))
+    html, _text = previews.personalized_parts(
+        preview, previews.preview_personal(app, preview, None)
+    )
     return previews.in_scheme(html, scheme)
 
 

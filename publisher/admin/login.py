@@ -117,7 +117,8 @@ async def second_factor(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """POST /admin/logout: end the session."""
     token = session_token(request) or ""
-    await offload(sessions.logout, context(request).app, token, actor=actor(request))
+    who = actor(request)
+    await offload(lambda: sessions.logout(context(request).app, token, actor=who))
     response = pages.redirect(request, "login", notice="You are logged out.")
     clear_session_cookie(request, response)
     return response

@@ -107,9 +107,7 @@ def message(
     links: Sequence[tuple[str, str]] = (),
 ) -> HTMLResponse:
     """A page of a few ``lines`` and ``links`` (``(href, text)``): refusals, results."""
-    return render(
-        request, "message.html.j2", title, status, lines=list(lines), links=list(links)
-    )
+    return render(request, "message.html.j2", title, status, lines=list(lines), links=list(links))
 
 
 def redirect(request: Request, path: str, *, notice: str = "") -> RedirectResponse:
