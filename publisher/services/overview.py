@@ -9,18 +9,17 @@ skipped) against all the issue's deliveries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from publisher.app import App
 from publisher.compose import planning
 from publisher.deliver import liveness
 from publisher.models import Issue
+from publisher.services import charts
 from publisher.services.issues import get_issue
 
 DONE_STATES = ("sent", "failed", "bounced", "skipped")
-SUBSCRIBER_STATES = ("active", "pending", "unsubscribed", "bounced", "complained", "erased")
-ISSUE_SERIES = ("sent", "failed", "bounced")
 
 
 @dataclass(frozen=True)
@@ -151,32 +150,27 @@ def live_workers(app: App) -> int:
     )
 
 
-def chart_series(app: App, weeks: int = 26) -> dict[str, Any]:
-    """The dashboard's two history charts as uPlot-ready columns (x: unix seconds).
-
-    ``subscribers``: subscribers by status; ``issues``: per ISO week (Monday 00:00 UTC),
-    the deliveries of that week's issues that were sent, failed and bounced.
-    """
+def chart_series(app: App, *, days: int = 90, weeks: int = 12) -> dict[str, Any]:
+    """The dashboard's two history charts as uPlot-ready columns (x: unix seconds, UTC
+    midnight): subscribers by status at the end of each of the last ``days`` days (from
+    the status events), and per week of the last ``weeks`` the deliveries of that week's
+    issues that were sent, failed and bounced (:mod:`publisher.services.charts`)."""
     now = app.clock()
-    counts = app.store.subscriber_status_counts()
-    statuses = [s for s in SUBSCRIBER_STATES if s in counts] or ["active"]
-    subscribers = {
-        "x": [int(now.timestamp())],
-        "series": {s: [counts.get(s, 0)] for s in statuses},
-        "note": "now only: no status history is kept yet",
+    people = charts.subscriber_series(app, days=days, now=now)
+    # A status nobody has ever had is left out, so the legend lists only real lines.
+    shown = {s: v for s, v in people.counts.items() if any(v)} or {
+        "active": people.counts["active"]
     }
-    start = (now - timedelta(weeks=weeks)).replace(hour=0, minute=0, second=0, microsecond=0)
-    start -= timedelta(days=start.weekday())
-    buckets: dict[int, dict[str, int]] = {}
-    for at, status, n in app.store.issue_delivery_counts(start):
-        monday = (at - timedelta(days=at.weekday())).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        week = buckets.setdefault(int(monday.timestamp()), dict.fromkeys(ISSUE_SERIES, 0))
-        if status in week:
-            week[status] += n
-    xs = sorted(buckets)
+    sends = charts.issue_series(app, weeks=weeks, now=now)
     return {
-        "subscribers": subscribers,
-        "issues": {"x": xs, "series": {s: [buckets[x][s] for x in xs] for s in ISSUE_SERIES}},
+        "subscribers": {"x": [_stamp(d) for d in people.days], "series": shown},
+        "issues": {
+            "x": [_stamp(w) for w in sends.weeks],
+            "series": dict(sends.counts),
+            "issues": sends.issues,
+        },
     }
+
+
+def _stamp(day: date) -> int:
+    return int(datetime.combine(day, time(), UTC).timestamp())

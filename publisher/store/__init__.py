@@ -32,6 +32,8 @@ hold one object while each module holds one part of the schema.
 - ``console``: the console's sessions (hashes of their ids), failed logins, 2FA one-time use.
 - ``audit``: the audit log of operator actions, written in the action's transaction.
 - ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
+- ``events``: subscriber status changes, recorded in each change's transaction and summed
+  by day for the console's charts.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
 from publisher.store.console import ConsoleMixin, ConsoleSession
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
+from publisher.store.events import SubscriberEventsMixin
 from publisher.store.issues import (
     BOUNCED,
     DELIVERY_STATES,
@@ -107,6 +110,7 @@ class Store(
     AuditMixin,
     ConsoleMixin,
     MonitoringMixin,
+    SubscriberEventsMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, insert, select, update
 
+from publisher.store.events import locked_status, record_change
 from publisher.store.schema import bounce_events, subscribers
 
 
@@ -71,9 +72,11 @@ class BouncesMixin:
                 )
                 if (recent or 0) < soft_limit:
                     return "counted"
+            before = locked_status(conn, sub_id)
             conn.execute(
                 update(subscribers)
                 .where(subscribers.c.id == sub_id, subscribers.c.status != "bounced")
                 .values(status="bounced", updated_at=now)
             )
+            record_change(conn, sub_id, before, "bounced", "bounce", now)
             return "bounced"

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select, update
 
 from publisher.models import Recipient, SendOutcome
+from publisher.store.events import record_many
 from publisher.store.schema import deliveries, issues, subscribers
 
 ACTIVE = "active"
@@ -257,16 +258,7 @@ class ClaimsMixin:
                     if outcome.bounce:
                         bounced.append(outcome.delivery_id)
             if bounced:
-                # "No such user": the address is dead; the subscriber gets nothing more.
-                conn.execute(
-                    update(subscribers)
-                    .where(
-                        subscribers.c.id.in_(
-                            select(deliveries.c.subscriber_id).where(deliveries.c.id.in_(bounced))
-                        )
-                    )
-                    .values(status=BOUNCED, updated_at=now)
-                )
+                _mark_bounced(conn, bounced, now)
         return {o.delivery_id for o, _ in outcomes} - recorded
 
     def settle_dead_claims(
@@ -297,6 +289,30 @@ class ClaimsMixin:
                 where.append(~deliveries.c.id.in_(keep))
             released = _release(conn, *where, now=now)
         return len(outcomes) - len(lost), released
+
+
+def _mark_bounced(conn: Connection, delivery_ids: list[int], now: datetime) -> None:
+    """"No such user": the address is dead; its subscriber gets nothing more. The change of
+    status is recorded as an event in the same transaction."""
+    dead = (
+        select(subscribers.c.id, subscribers.c.status)
+        .where(
+            subscribers.c.id.in_(
+                select(deliveries.c.subscriber_id).where(deliveries.c.id.in_(delivery_ids))
+            ),
+            subscribers.c.status != BOUNCED,
+        )
+        .with_for_update()
+    )
+    before = conn.execute(dead).all()
+    if not before:
+        return
+    conn.execute(
+        update(subscribers)
+        .where(subscribers.c.id.in_([r.id for r in before]))
+        .values(status=BOUNCED, updated_at=now)
+    )
+    record_many(conn, [(r.id, r.status, BOUNCED) for r in before], "bounce", now)
 
 
 def _release(conn: Connection, *where: Any, now: datetime) -> int:

@@ -15,14 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, or_, select, update
 
-from publisher.store.schema import (
-    console_login_failures,
-    console_sessions,
-    deliveries,
-    issues,
-    operators,
-    subscribers,
-)
+from publisher.store.schema import console_login_failures, console_sessions, operators
 
 
 @dataclass(frozen=True)
@@ -150,21 +143,3 @@ class ConsoleMixin:
                 .values(recovery_codes=new)
             ).rowcount
         return bool(changed)
-
-    def subscriber_status_counts(self) -> dict[str, int]:
-        """Subscribers by status now."""
-        query = select(subscribers.c.status, func.count()).group_by(subscribers.c.status)
-        with self.engine.connect() as conn:
-            return {status: int(n) for status, n in conn.execute(query)}
-
-    def issue_delivery_counts(self, since: datetime) -> list[tuple[datetime, str, int]]:
-        """For each issue created since ``since``: its creation time, a delivery status
-        and how many of its deliveries have it."""
-        query = (
-            select(issues.c.created_at, deliveries.c.status, func.count())
-            .join(deliveries, deliveries.c.issue_id == issues.c.id)
-            .where(issues.c.created_at >= since)
-            .group_by(issues.c.id, issues.c.created_at, deliveries.c.status)
-        )
-        with self.engine.connect() as conn:
-            return [(at, status, int(n)) for at, status, n in conn.execute(query)]

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
+from publisher.store.events import locked_status, record_change, record_many
 from publisher.store.schema import UTCDateTime, issues, subscribers, subscriptions, suppressions
 from publisher.store.suppressions import Suppression
 
@@ -221,6 +222,10 @@ class SubscriberAdmin:
                     candidates.append(group)
             ids = _INSERT_NEW[conn.dialect.name](conn, candidates, _db_time(conn, now))
             result.created = [g.email for g in candidates if g.email in ids]
+            record_many(
+                conn, [(ids[g.email], None, g.status) for g in candidates if g.email in ids],
+                "import", now,
+            )  # fmt: skip
             result.present = [g.email for g in candidates if g.email not in ids]
             again = [g.email for g in groups if g.email in created_here]
             ids.update(self._existing_ids(conn, again))
@@ -296,14 +301,17 @@ class SubscriberAdmin:
                 .values(name=name, updated_at=now)
             )
 
-    def reactivate(self, subscriber_id: int, now: datetime) -> None:
+    def reactivate(self, subscriber_id: int, now: datetime, *, source: str = "cli") -> None:
         """Make a subscriber active again (the operator passed ``--reactivate``)."""
         with self.engine.begin() as conn:
+            before = locked_status(conn, subscriber_id)
             conn.execute(
                 update(subscribers)
                 .where(subscribers.c.id == subscriber_id)
                 .values(status="active", updated_at=now)
             )
+            if before is not None:
+                record_change(conn, subscriber_id, before, "active", source, now)
 
     def subscription_listing(self, status: str | None = None) -> Iterator[SubscriptionRow]:
         """Every subscription with its subscriber (one row with no digest for a subscriber

@@ -351,3 +351,22 @@ console_login_failures = Table(
     Column("at", UTCDateTime, nullable=False),
     Index("ix_console_login_failures_key_at", "key", "at"),
 )
+
+# Subscriber status changes (0013): one row per change, written in the change's own
+# transaction, so "how many were active on day D" is a sum of changes, never a guess from
+# the current rows. ``old_status`` is NULL when the row was created; ``digest_id`` is set
+# when one subscription ended (the subscriber's own status may not have changed).
+# ``source`` says why: web, cli, api, import, bounce, complaint, erasure, backfill.
+subscriber_events = Table(
+    "subscriber_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, nullable=False),
+    Column("digest_id", String(100)),
+    Column("at", UTCDateTime, nullable=False),
+    Column("old_status", String(20)),
+    Column("new_status", String(20), nullable=False),
+    Column("source", String(20), nullable=False),
+    Index("ix_subscriber_events_at", "at"),
+    Index("ix_subscriber_events_subscriber", "subscriber_id", "id"),
+)

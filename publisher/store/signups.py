@@ -19,6 +19,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from publisher.models import Subscriber
 from publisher.store.engine import read_setting
+from publisher.store.events import locked_status, record_change
 from publisher.store.rows import json_list
 from publisher.store.schema import signups, subscribers, subscriptions, suppressions
 from publisher.store.subscribers import ACTIVE, load_subscriber
@@ -43,6 +44,8 @@ class SignupsMixin:
         tags: Sequence[str],
         nonce: str,
         now: datetime,
+        *,
+        source: str = "web",
     ) -> Subscriber:
         """Record a sign-up request waiting for confirmation; return the subscriber.
 
@@ -58,6 +61,7 @@ class SignupsMixin:
                         email=email, name=name, status="pending", created_at=now, updated_at=now
                     )
                 ).inserted_primary_key[0]
+                record_change(conn, sub_id, None, "pending", source, now)
             conn.execute(signups.delete().where(signups.c.subscriber_id == sub_id))
             conn.execute(
                 insert(signups).values(
@@ -106,9 +110,11 @@ class SignupsMixin:
             values: dict[str, Any] = {"status": ACTIVE, "updated_at": now}
             if row.name:
                 values["name"] = row.name
+            before = locked_status(conn, subscriber_id)
             conn.execute(
                 update(subscribers).where(subscribers.c.id == subscriber_id).values(**values)
             )
+            record_change(conn, subscriber_id, before, ACTIVE, "web", now)
             have = set(
                 conn.scalars(
                     select(subscriptions.c.digest_id).where(

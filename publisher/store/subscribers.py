@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from publisher.errors import SubscriberError
 from publisher.models import Subscriber
+from publisher.store.events import record_change
 from publisher.store.rows import json_list
 from publisher.store.schema import (
     bounce_events,
@@ -99,16 +100,20 @@ class SubscribersMixin:
         status: str = ACTIVE,
         reactivate: bool = True,
         tags: Sequence[str] = (),
+        source: str = "cli",
     ) -> tuple[Subscriber, bool]:
         """Add a subscriber with subscriptions; return it and whether it is new.
 
         An existing address keeps its row. With ``reactivate`` (an operator's explicit add)
         it becomes active again and gains the digests; without it (an import), it is left
-        exactly as it is, so a bulk import never re-subscribes someone who left.
+        exactly as it is, so a bulk import never re-subscribes someone who left. ``source``
+        (cli, api, ...) is recorded with the status change.
         """
         digests = list(dict.fromkeys(digests))
         with self.engine.begin() as conn:
-            row = conn.execute(select(subscribers).where(subscribers.c.email == email)).first()
+            row = conn.execute(
+                select(subscribers).where(subscribers.c.email == email).with_for_update()
+            ).first()
             created = row is None
             if created:
                 sub_id = conn.execute(
@@ -116,6 +121,7 @@ class SubscribersMixin:
                         email=email, name=name, status=status, created_at=now, updated_at=now
                     )
                 ).inserted_primary_key[0]
+                record_change(conn, sub_id, None, status, source, now)
             else:
                 sub_id = row.id
                 if not reactivate:
@@ -126,6 +132,7 @@ class SubscribersMixin:
                 conn.execute(
                     update(subscribers).where(subscribers.c.id == sub_id).values(**changes)
                 )
+                record_change(conn, sub_id, row.status, status, source, now)
             have = set(
                 conn.scalars(
                     select(subscriptions.c.digest_id).where(subscriptions.c.subscriber_id == sub_id)
@@ -158,18 +165,25 @@ class SubscribersMixin:
             found = conn.scalar(select(subscribers.c.id).where(subscribers.c.id == subscriber_id))
             return None if found is None else load_subscriber(conn, found)
 
-    def set_subscriber_status(self, email: str, status: str, now: datetime) -> Subscriber:
+    def set_subscriber_status(
+        self, email: str, status: str, now: datetime, *, source: str = "cli"
+    ) -> Subscriber:
         """Change a subscriber's status (``remove`` sets ``unsubscribed``)."""
         with self.engine.begin() as conn:
-            sub_id = conn.scalar(select(subscribers.c.id).where(subscribers.c.email == email))
-            if sub_id is None:
+            row = conn.execute(
+                select(subscribers.c.id, subscribers.c.status)
+                .where(subscribers.c.email == email)
+                .with_for_update()
+            ).first()
+            if row is None:
                 raise SubscriberError(f"no subscriber with address {email!r}")
             conn.execute(
                 update(subscribers)
-                .where(subscribers.c.id == sub_id)
+                .where(subscribers.c.id == row.id)
                 .values(status=status, updated_at=now)
             )
-            return load_subscriber(conn, sub_id)
+            record_change(conn, row.id, row.status, status, source, now)
+            return load_subscriber(conn, row.id)
 
     def count_recipients(self, digest_id: str) -> int:
         """How many active subscribers a new issue of ``digest_id`` would go to."""
@@ -188,25 +202,30 @@ class SubscribersMixin:
             )
 
     def unsubscribe(
-        self, subscriber_id: int, digest_id: str | None, now: datetime
+        self, subscriber_id: int, digest_id: str | None, now: datetime, *, source: str = "web"
     ) -> Subscriber | None:
         """Unsubscribe from one digest, or (``digest_id`` None) from everything; idempotent.
 
         Queued deliveries that the change rules out are skipped in the same transaction.
         Leaving the last digest is leaving everything. None for an unknown subscriber.
+        ``source`` (web, cli, api, complaint) is recorded with the change.
         """
         with self.engine.begin() as conn:
-            row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+            row = conn.execute(
+                select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
+            ).first()
             if row is None:
                 return None
             leave_all = digest_id is None
             if digest_id is not None:
-                conn.execute(
+                gone = conn.execute(
                     subscriptions.delete().where(
                         subscriptions.c.subscriber_id == subscriber_id,
                         subscriptions.c.digest_id == digest_id,
                     )
                 )
+                if gone.rowcount:
+                    record_change(conn, subscriber_id, ACTIVE, "unsubscribed", source, now, digest_id)
                 skip_queued(conn, subscriber_id, [digest_id], now)
                 left = conn.scalar(
                     select(func.count())
@@ -221,6 +240,7 @@ class SubscribersMixin:
                         .where(subscribers.c.id == subscriber_id)
                         .values(status="unsubscribed", updated_at=now)
                     )
+                    record_change(conn, subscriber_id, row.status, "unsubscribed", source, now)
                 conn.execute(signups.delete().where(signups.c.subscriber_id == subscriber_id))
                 skip_queued(conn, subscriber_id, None, now)
             return load_subscriber(conn, subscriber_id)
@@ -250,6 +270,8 @@ class SubscribersMixin:
         digests: Sequence[str] | None,
         tags: Sequence[str],
         now: datetime,
+        *,
+        source: str = "web",
     ) -> Subscriber | None:
         """Set a subscriber's name, tags and (``digests`` not None) digests.
 
@@ -257,7 +279,9 @@ class SubscribersMixin:
         unsubscribing from everything. None for an unknown or erased subscriber.
         """
         with self.engine.begin() as conn:
-            row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+            row = conn.execute(
+                select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
+            ).first()
             if row is None or row.status == "erased":
                 return None
             values: dict[str, Any] = {"name": name, "updated_at": now}
@@ -269,12 +293,15 @@ class SubscribersMixin:
                 if gone:
                     conn.execute(subscriptions.delete().where(mine, subscriptions.c.digest_id.in_(gone)))
                     skip_queued(conn, subscriber_id, gone, now)
+                    for digest_id in gone:
+                        record_change(conn, subscriber_id, ACTIVE, "unsubscribed", source, now, digest_id)
                 for digest_id in wanted:
                     if digest_id not in have:
                         add_subscription(conn, subscriber_id, digest_id, now)
                 if not wanted and row.status in (ACTIVE, "pending"):
                     values["status"] = "unsubscribed"
                     skip_queued(conn, subscriber_id, None, now)
+                    record_change(conn, subscriber_id, row.status, "unsubscribed", source, now)
             conn.execute(update(subscriptions).where(mine).values(tags=json.dumps(list(tags))))
             conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
             return load_subscriber(conn, subscriber_id)
@@ -304,7 +331,9 @@ class SubscribersMixin:
         the address too. Only ``email_hash`` is kept, in the suppression list.
         """
         with self.engine.begin() as conn:
-            row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+            row = conn.execute(
+                select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
+            ).first()
             if row is None:
                 return False
             if row.status == "erased":
@@ -328,6 +357,7 @@ class SubscribersMixin:
                 .where(subscribers.c.id == subscriber_id)
                 .values(email=placeholder, name="", status="erased", updated_at=now)
             )
+            record_change(conn, subscriber_id, row.status, "erased", "erasure", now)
             if not conn.scalar(
                 select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
             ):

@@ -7,7 +7,7 @@ operator address (hashed) so the limits hold across processes and hosts.
 ``operators.totp_last_step`` is the last TOTP time step accepted, so a code is used once.
 
 Revision ID: 0015_console
-Revises: 0012_monitoring
+Revises: 0013_events
 Create Date: 2026-12-02
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_console"
-down_revision = "0012_monitoring"
+down_revision = "0013_events"
 branch_labels = None
 depends_on = None
 
