@@ -10,6 +10,7 @@ a recovery code) are driven with httpx against the same live server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -430,3 +431,67 @@ def test_totp_enrolment_then_login_with_a_code_and_a_recovery_code(console: Cons
     client, reused = second_step(codes[0])
     assert reused.status_code == 401
     client.close()
+
+
+@contextlib.contextmanager
+def _logged_in(console: Console, email: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console.url) as client:
+        assert _login_post(client, email, PASSWORD, "127.0.0.1").status_code == 303
+        yield client
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+
+def test_admins_manage_operators_and_tokens_from_the_console(console: Console) -> None:
+    with _logged_in(console, "editor@example.org") as editor:
+        assert editor.get("/admin/operators").status_code == 403
+        assert editor.get("/admin/tokens").status_code == 403
+        assert "Operators" not in editor.get("/admin/").text.split("</nav>")[0]
+    with _logged_in(console, "admin@example.org") as client:
+        page = client.get("/admin/operators").text
+        weak = client.post("/admin/operators", data={
+            "csrf": _csrf(page), "email": "new@example.org", "role": "editor", "password": "short"})  # fmt: skip
+        assert weak.status_code == 400 and "too short" in weak.text
+        added = client.post("/admin/operators", data={
+            "csrf": _csrf(page), "email": "new@example.org", "role": "editor", "password": PASSWORD})  # fmt: skip
+        assert added.status_code == 303
+        with _logged_in(console, "new@example.org") as new:
+            assert new.get("/admin/").status_code == 200
+            confirm = client.get("/admin/operators/remove", params={"email": "new@example.org"})
+            assert "their sessions end now" in confirm.text
+            gone = client.post("/admin/operators/remove",
+                               data={"csrf": _csrf(confirm.text), "email": "new@example.org"})  # fmt: skip
+            assert gone.status_code == 303
+            assert new.get("/admin/").status_code == 303  # logged out with the account
+
+        page = client.get("/admin/tokens").text
+        made = client.post("/admin/tokens", data={
+            "csrf": _csrf(page), "name": "ci", "scope": "write", "expires": "90d"})  # fmt: skip
+        secret = re.search(r'id="new-token">(pub_[^<]+)<', made.text).group(1)  # type: ignore[union-attr]
+        assert secret not in client.get("/admin/tokens").text  # shown that once only
+        store = console.store()
+        try:
+            from publisher.services.tokens import token_hash
+
+            [row] = [t for t in store.list_api_tokens() if t.name == "ci"]
+            assert row.scope == "write" and row.expires_at is not None
+            assert store.api_token_by_hash(token_hash(secret)) is not None
+        finally:
+            store.close()
+        confirm = client.get("/admin/tokens/revoke", params={"name": "ci"})
+        revoked = client.post(
+            "/admin/tokens/revoke", data={"csrf": _csrf(confirm.text), "name": "ci"}
+        )
+        assert revoked.status_code == 303 and "Revoked" in revoked.headers["location"]
+        assert ">revoked<" in client.get("/admin/tokens").text
+    store = console.store()
+    try:
+        actions = {(e.actor, e.action, e.target) for e in store.audit_entries(50)}
+        assert {("admin@example.org", "operator.add", "new@example.org"),
+                ("admin@example.org", "operator.remove", "new@example.org"),
+                ("admin@example.org", "token.create", "ci"),
+                ("admin@example.org", "token.revoke", "ci")} <= actions  # fmt: skip
+    finally:
+        store.close()

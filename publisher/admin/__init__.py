@@ -17,6 +17,7 @@ Modules:
 - ``dashboard``: charts, live sending figures, the no-worker banner, digests, sources;
 - ``issues``: the issue list, an issue's page, its progress JSON and its preview;
 - ``actions``: test copy, send now, pause, resume, cancel, resend failed, each confirmed;
+- ``people``: operators (add, remove, reset 2FA) and API tokens (create, revoke), admins only;
 - ``assets``: ``/admin/static/`` (the script, the stylesheet, the vendored libraries).
 
 To add a page: write a module with a ``routes() -> list[BaseRoute]`` whose endpoints are
@@ -39,7 +40,7 @@ from starlette.routing import BaseRoute
 
 from publisher.config import Config
 
-from . import actions, assets, dashboard, issues, login
+from . import actions, assets, dashboard, issues, login, people
 
 # Each module's routes, in order (a fixed path before a pattern that would also match it).
 PAGES: list[Callable[[], list[BaseRoute]]] = [
@@ -48,6 +49,7 @@ PAGES: list[Callable[[], list[BaseRoute]]] = [
     dashboard.routes,
     issues.routes,
     actions.routes,
+    people.routes,
 ]
 
 

@@ -49,6 +49,8 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("", "Dashboard"),
     NavItem("issues", "Issues"),
+    NavItem("operators", "Operators", "admin"),
+    NavItem("tokens", "API tokens", "admin"),
     NavItem("account", "Account"),
 ]
 

@@ -107,11 +107,14 @@ def remove_operator(app: App, email: str, *, actor: Actor) -> None:
 
 
 def set_password(app: App, email: str, password: str, *, actor: Actor) -> None:
-    """Give an operator a new password (checked as for a new operator)."""
+    """Give an operator a new password (checked as for a new operator); their console
+    sessions end."""
     operator = get_operator(app, email)
     check_password(password, operator.email)
     audit = entry(app, actor, "operator.passwd", operator.email)
     app.store.update_operator(operator.email, audit, password_hash=_HASHER.hash(password))
+    # Whoever knew the old password is logged out everywhere with it.
+    app.store.end_console_sessions(operator.email)
 
 
 def reset_2fa(app: App, email: str, *, actor: Actor) -> bool:

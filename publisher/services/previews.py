@@ -84,11 +84,10 @@ def issue_preview(app: App, issue_id: int) -> Preview:
 
 
 def in_scheme(html: str, scheme: str) -> str:
-    """The email's HTML as a reader in ``scheme`` ("light" or "dark") sees it: for dark, the
-    ``prefers-color-scheme: dark`` rules apply whatever the viewer's own setting."""
-    if scheme != "dark":
-        return html
-    return _DARK_QUERY.sub("@media all", html)
+    """The email's HTML as a reader in ``scheme`` ("light" or "dark") sees it, whatever the
+    viewer's own setting: the ``prefers-color-scheme: dark`` rules always apply for dark,
+    never for light."""
+    return _DARK_QUERY.sub("@media all" if scheme == "dark" else "@media not all", html)
 
 
 def send_test(app: App, digest_id: str, to: str) -> Preview:
