@@ -495,3 +495,28 @@ def test_admins_manage_operators_and_tokens_from_the_console(console: Console) -
                 ("admin@example.org", "token.revoke", "ci")} <= actions  # fmt: skip
     finally:
         store.close()
+
+
+def test_an_editor_sends_a_test_copy_but_cannot_cancel(console: Console) -> None:
+    if not _issue_count(console):  # run alone: make an issue to look at
+        run_cli(console.config, "send", "weekly", "--queue-only",
+                env={"PUBLISHER_TEST_SECRET": "test-secret"})  # fmt: skip
+    store = console.store()
+    try:
+        issue = store.list_issues(1)[0]
+    finally:
+        store.close()
+    before = len(console.smtp.handler.messages)
+    with _logged_in(console, "editor@example.org") as editor:
+        assert editor.get(f"/admin/issues/{issue.id}/cancel").status_code == 403
+        confirm = editor.get(f"/admin/issues/{issue.id}/test")
+        assert confirm.status_code == 200 and 'value="editor@example.org"' in confirm.text
+        bad = editor.post(f"/admin/issues/{issue.id}/test",
+                          data={"csrf": _csrf(confirm.text), "to": "not an address"})  # fmt: skip
+        assert bad.status_code == 400
+        sent = editor.post(f"/admin/issues/{issue.id}/test",
+                           data={"csrf": _csrf(confirm.text), "to": "proof@example.net"})  # fmt: skip
+        assert sent.status_code == 303 and "test%20copy" in sent.headers["location"]
+    [test_copy] = console.smtp.handler.to("proof@example.net")
+    assert test_copy["Subject"].startswith("[TEST]")
+    assert len(console.smtp.handler.messages) == before + 1

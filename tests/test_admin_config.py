@@ -48,3 +48,43 @@ def test_disabled_console_has_no_routes(tmp_path: Path) -> None:
     assert not [p for p in paths(off) if p.startswith("/admin")]
     with pytest.raises(ConfigError):
         config.load(write_toml(tmp_path, MINIMAL + "\n[admin]\nlogin_per_address = -1\n"))
+
+
+def test_https_base_url_makes_the_session_cookie_secure_and_next_stays_home(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from publisher.app import open_app
+    from publisher.services import operators
+    from publisher.services.audit import Actor
+    from publisher.services.sessions import token_hash
+    from tests.conftest import write_config
+
+    path = write_config(tmp_path)  # [web] base_url = "https://news.example.org/mail"
+    settings = config.load(path)
+    app = open_app(settings)
+    operators.add_operator(app, "ada@example.org", "admin", "correct horse battery",
+                           actor=Actor("cli:test"))  # fmt: skip
+
+    async def log_in() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_server(settings, app=app))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+            page = await client.get("/admin/login")
+            csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+            return await client.post("/admin/login", data={
+                "csrf": csrf, "email": "ada@example.org", "password": "correct horse battery",
+                "next": "https://evil.example.org/admin/"})  # fmt: skip
+
+    response = asyncio.run(log_in())
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin/"  # never another site
+    cookie = response.headers["set-cookie"]
+    assert "publisher_admin=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+    assert "samesite=strict" in cookie.lower() and "Path=/admin/" in cookie
+    token = cookie.split("publisher_admin=")[1].split(";")[0]
+    assert app.store.console_session(token, app.clock()) is None  # the id is not stored
+    assert app.store.console_session(token_hash(token), app.clock()) is not None
+    app.store.close()
