@@ -52,6 +52,13 @@ title = "Pleura Weekly"
 schedule = "0 7 * * 1"
 timezone = "UTC"
 subject = "{title}: {date}"
+
+[[digests]]
+id = "monthly"
+title = "Pleura Monthly"
+schedule = "0 7 1 * *"
+timezone = "UTC"
+subject = "{title}: {date}"
 """
 ADMIN_CONFIG = """trusted_proxies = ["127.0.0.1"]
 
@@ -520,3 +527,34 @@ def test_an_editor_sends_a_test_copy_but_cannot_cancel(console: Console) -> None
     [test_copy] = console.smtp.handler.to("proof@example.net")
     assert test_copy["Subject"].startswith("[TEST]")
     assert len(console.smtp.handler.messages) == before + 1
+
+
+def test_pause_resume_and_resend_failed_from_the_issue_page(console: Console) -> None:
+    with _logged_in(console, "admin@example.org") as admin:
+        confirm = admin.get("/admin/send/monthly")
+        queued = admin.post("/admin/send/monthly", data={"csrf": _csrf(confirm.text)})
+        issue_id = int(re.search(r"/issues/(\d+)", queued.headers["location"]).group(1))  # type: ignore[union-attr]
+
+        def act(action: str) -> httpx.Response:
+            page = admin.get(f"/admin/issues/{issue_id}/{action}")
+            assert page.status_code == 200
+            return admin.post(f"/admin/issues/{issue_id}/{action}", data={"csrf": _csrf(page.text)})
+
+        def status() -> str:
+            return admin.get(f"/admin/issues/{issue_id}/progress.json").json()["status"]
+
+        assert "Paused" in act("pause").headers["location"] and status() == "paused"
+        assert 'data-action="resume"' in admin.get(f"/admin/issues/{issue_id}").text
+        # Pausing twice is refused with the service's own line.
+        refused = admin.post(f"/admin/issues/{issue_id}/pause", data={"csrf": _csrf(
+            admin.get(f"/admin/issues/{issue_id}/pause").text)})  # fmt: skip
+        assert refused.status_code == 409 and "already paused" in refused.text
+        assert "Resumed" in act("resume").headers["location"] and status() == "sending"
+        assert "failed%20deliveries%20queued" in act("resend").headers["location"]
+        assert "Cancelled" in act("cancel").headers["location"] and status() == "cancelled"
+    store = console.store()
+    try:
+        done = [e.action for e in store.audit_entries(20) if e.target == f"issue #{issue_id}"]
+        assert done == ["issue.cancel", "issue.resend", "issue.resume", "issue.pause"]
+    finally:
+        store.close()
