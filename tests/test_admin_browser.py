@@ -239,13 +239,23 @@ def test_log_in_see_real_charts_send_an_issue_to_100_percent(
     assert "Unsubscribe" in page.inner_text(".plain") or "unsubscribe" in page.inner_text(".plain")
     no_sideways_scroll(page, "issue", tmp_path)
 
+    # A second tab keeps the dashboard open: htmx refreshes its live panel by itself.
+    dashboard = page.context.new_page()
+    dashboard.goto(f"{console.url}/admin/")
+    assert dashboard.inner_text("#fig-queued") == str(SUBSCRIBERS)
     worker = start_worker(console.config)
     try:
         # Locators, not evaluated strings: the console's CSP forbids eval, even Playwright's.
         page.locator("#progress[value='100'][data-status='sent']").wait_for(timeout=60_000)
         page.locator("#issue-status:text-is('sent')").wait_for(timeout=10_000)
+        # The worker is alive: the banner goes, and the panel shows what was sent.
+        dashboard.locator(f"#fig-rate:text-is('{SUBSCRIBERS}')").wait_for(timeout=15_000)
+        dashboard.locator("#fig-workers:text-is('1')").wait_for(timeout=15_000)
+        assert dashboard.locator("#no-worker").count() == 0
+        assert dashboard.inner_text("#fig-queued") == "0"
     finally:
         stop(worker)
+    dashboard.close()
     assert f"sent {SUBSCRIBERS}" in page.inner_text("#progress-counts")
     assert len(console.smtp.handler.messages) == SUBSCRIBERS
 

@@ -10,10 +10,13 @@ actions the operator's role allows (each asks for confirmation: see :mod:`.actio
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from publisher.app import App
 from publisher.errors import PublisherError
 from publisher.services import overview, previews
 from publisher.web.common import context, offload
@@ -38,7 +41,7 @@ async def issue_list(request: Request) -> Response:
     )  # fmt: skip
 
 
-def _detail(app, issue_id: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _detail(app: App, issue_id: int) -> dict[str, Any]:
     progress = overview.progress(app, issue_id)
     preview = previews.issue_preview(app, issue_id)
     person = previews.preview_personal(app, preview, None)
@@ -58,7 +61,7 @@ async def issue_detail(request: Request) -> Response:
         data = await offload(_detail, context(request).app, _issue_id(request))
     except PublisherError as exc:
         return pages.message(request, "No such issue", [exc.message], 404)
-    issue = data["progress"].issue  # type: ignore[attr-defined]
+    issue = data["progress"].issue
     actions = available(request.state.operator, issue.status)
     return pages.render(request, "issue.html.j2", f"Issue #{issue.id}", actions=actions, **data)
 
@@ -73,7 +76,7 @@ async def progress_json(request: Request) -> Response:
     return JSONResponse(progress.as_dict(), headers=pages.console_headers())
 
 
-def _preview_html(app, issue_id: int, scheme: str) -> str:  # type: ignore[no-untyped-def]
+def _preview_html(app: App, issue_id: int, scheme: str) -> str:
     preview = previews.issue_preview(app, issue_id)
     html, _text = previews.personalized_parts(
         preview, previews.preview_personal(app, preview, None)
