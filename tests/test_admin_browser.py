@@ -220,6 +220,18 @@ def test_log_in_see_real_charts_send_an_issue_to_100_percent(
     assert "Pleura Daily" in page.locator("#digests-title + .table-wrap").inner_text()
     assert "newsroom" in page.locator(".health").inner_text()
     no_sideways_scroll(page, "dashboard", tmp_path)
+    # By keyboard: the first Tab reaches the skip link, shown on focus; it leads to <main>.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    assert page.locator(".skip").bounding_box()["x"] >= 0  # type: ignore[index]
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    # Light and dark follow the system setting.
+    background = "getComputedStyle(document.body).backgroundColor"
+    page.emulate_media(color_scheme="dark")
+    assert page.evaluate(background) == "rgb(17, 24, 39)"
+    page.emulate_media(color_scheme="light")
+    assert page.evaluate(background) == "rgb(255, 255, 255)"
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # Send now: a confirmation, then the issue page with everything queued.
