@@ -538,6 +538,16 @@ def test_an_editor_sends_a_test_copy_but_cannot_cancel(console: Console) -> None
     before = len(console.smtp.handler.messages)
     with _logged_in(console, "editor@example.org") as editor:
         assert editor.get(f"/admin/issues/{issue.id}/cancel").status_code == 403
+        # The preview has a CSP of its own: a sandbox, no script, framed only by the console.
+        preview = editor.get(f"/admin/issues/{issue.id}/preview", params={"scheme": "dark"})
+        policy = preview.headers["content-security-policy"]
+        assert "sandbox" in policy and "default-src 'none'" in policy and "script-src" not in policy
+        assert (
+            "frame-ancestors 'self'" in policy
+            and preview.headers["x-frame-options"] == "SAMEORIGIN"
+        )
+        assert "<script" not in preview.text.lower() and "@media all" in preview.text
+        assert "script-src 'self'" in editor.get("/admin/").headers["content-security-policy"]
         confirm = editor.get(f"/admin/issues/{issue.id}/test")
         assert confirm.status_code == 200 and 'value="editor@example.org"' in confirm.text
         bad = editor.post(f"/admin/issues/{issue.id}/test",
