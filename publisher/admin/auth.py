@@ -65,7 +65,10 @@ def csrf_for(request: Request, token: str) -> str:
 def csrf_valid(request: Request, given: str | None) -> bool:
     """Whether ``given`` is this request's session's CSRF token."""
     token = session_token(request)
-    return bool(token and given) and hmac.compare_digest(csrf_for(request, token), str(given))
+    if not token or not given:
+        return False
+    # Bytes: compare_digest refuses a str with non-ASCII characters (a forged token may have).
+    return hmac.compare_digest(csrf_for(request, token).encode(), str(given).encode())
 
 
 def actor(request: Request) -> Actor:

@@ -10,6 +10,8 @@ ten recovery codes are shown once.
 
 from __future__ import annotations
 
+import hmac
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -93,7 +95,7 @@ async def second_factor(request: Request) -> Response:
     error, status = "", 200
     if request.method == "POST":
         form = await read_form(request)
-        if first(form, "csrf") != csrf_for(request, token):
+        if not hmac.compare_digest(first(form, "csrf").encode(), csrf_for(request, token).encode()):
             return pages.message(request, "Refused", ["The form expired: log in again."], 403)
         ip = ctx.client_ip(request)
         try:

@@ -58,7 +58,7 @@ def _step_of(secret: str, code: str, now_ts: float) -> int | None:
     totp = pyotp.TOTP(secret)
     step = int(now_ts // totp.interval)
     for candidate in (step, step - 1, step + 1):
-        if secrets.compare_digest(totp.generate_otp(candidate), code):
+        if secrets.compare_digest(totp.generate_otp(candidate).encode(), code.encode()):
             return candidate
     return None
 
@@ -100,7 +100,7 @@ def verify(app: App, operator: Operator, code: str, *, actor: Actor) -> bool:
     if operator.totp_secret is None:
         return False
     normal = _normal(code)
-    if normal.isdigit() and len(normal) == 6:
+    if normal.isascii() and normal.isdigit() and len(normal) == 6:
         step = _step_of(operator.totp_secret, normal, app.clock().timestamp())
         return step is not None and app.store.claim_totp_step(operator.email, step)
     stored = operator.recovery_codes or "[]"
