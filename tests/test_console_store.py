@@ -86,3 +86,15 @@ def test_the_last_admin_stays_and_a_removed_operator_loses_their_sessions(store_
         "operator.add",
     ]
     store.close()
+
+
+def test_issue_pages_by_keyset(store_url: str) -> None:
+    store = Store.open(store_url)
+    for day in range(1, 6):
+        store.create_issue("daily", f"2026-12-0{day}", f"Issue {day}", [], T0)
+    first = store.issue_page(2)
+    assert [i.period for i in first] == ["2026-12-05", "2026-12-04"]
+    second = store.issue_page(2, first[-1].id)
+    assert [i.period for i in second] == ["2026-12-03", "2026-12-02"]
+    assert [i.period for i in store.issue_page(2, second[-1].id)] == ["2026-12-01"]
+    store.close()

@@ -25,6 +25,8 @@ from . import pages
 from .actions import available
 from .auth import require
 
+PAGE = 50  # issues per page of the list
+
 
 def _issue_id(request: Request) -> int:
     return int(request.path_params["issue_id"])
@@ -34,9 +36,12 @@ def _issue_id(request: Request) -> int:
 async def issue_list(request: Request) -> Response:
     """GET /admin/issues: the newest issues and (admins) a send-now per digest."""
     app = context(request).app
-    rows = await offload(overview.recent_issues, app, 100)
+    raw = request.query_params.get("before", "")
+    before = int(raw) if raw.isdigit() else None
+    rows = await offload(overview.recent_issues, app, PAGE + 1, before)
     return pages.render(
-        request, "issues.html.j2", "Issues", rows=rows,
+        request, "issues.html.j2", "Issues", rows=rows[:PAGE],
+        older=rows[PAGE - 1].issue.id if len(rows) > PAGE else None,
         digests=[(d.id, d.title) for d in context(request).config.digests],
     )  # fmt: skip
 

@@ -93,9 +93,12 @@ def progress(app: App, issue_id: int) -> Progress:
     return Progress(issue, app.store.delivery_counts(issue_id))
 
 
-def recent_issues(app: App, limit: int = 100) -> list[Progress]:
-    """The newest issues of every digest, with their progress."""
-    return [Progress(i, app.store.delivery_counts(i.id)) for i in app.store.list_issues(limit)]
+def recent_issues(app: App, limit: int = 50, before_id: int | None = None) -> list[Progress]:
+    """The newest issues of every digest with their progress, ``limit`` at most, older than
+    issue ``before_id`` when given (the next page starts below the last id of this one)."""
+    return [
+        Progress(i, app.store.delivery_counts(i.id)) for i in app.store.issue_page(limit, before_id)
+    ]
 
 
 def failures(app: App, issue_id: int, limit: int = 20) -> list[tuple[str, int]]:

@@ -15,7 +15,9 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, or_, select, update
 
-from publisher.store.schema import console_login_failures, console_sessions, operators
+from publisher.models import Issue
+from publisher.store.issues import with_articles
+from publisher.store.schema import console_login_failures, console_sessions, issues, operators
 
 
 @dataclass(frozen=True)
@@ -143,3 +145,12 @@ class ConsoleMixin:
                 .values(recovery_codes=new)
             ).rowcount
         return bool(changed)
+
+    def issue_page(self, limit: int, before_id: int | None = None) -> list[Issue]:
+        """The newest issues, ``limit`` at most, older than issue ``before_id`` when given
+        (keyset paging: each page costs the same however many issues there are)."""
+        query = select(issues).order_by(issues.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(issues.c.id < before_id)
+        with self.engine.connect() as conn:
+            return [with_articles(conn, row) for row in conn.execute(query).all()]
