@@ -244,6 +244,7 @@ def test_log_in_see_real_charts_send_an_issue_to_100_percent(
     assert page.get_attribute("#progress", "value") == "0"
     assert f"queued {SUBSCRIBERS}" in page.inner_text("#progress-counts")
     assert console.smtp.handler.messages == []  # serve never sends
+    assert "No worker is running" in page.inner_text("#no-worker")
     # The email in light and dark, each in a sandboxed frame; the text part beside it.
     frames = page.locator(".previews iframe")
     assert frames.count() == 2

@@ -56,6 +56,7 @@ def _detail(app: App, issue_id: int) -> dict[str, Any]:
         "text": text,
         "failures": overview.failures(app, issue_id),
         "digest_title": app.config.digest(progress.issue.digest_id).title,
+        "no_worker": progress.issue.status == "sending" and not overview.workers_running(app),
     }
 
 

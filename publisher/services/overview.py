@@ -146,11 +146,11 @@ def sources(app: App) -> list[SourceRow]:
     return rows
 
 
-def live_workers(app: App) -> int:
-    """How many sending processes (``publisher worker``, the daemon) are alive now."""
-    return sum(
-        1 for _row, state in liveness.worker_states(app.store).values() if state == liveness.ALIVE
-    )
+def workers_running(app: App) -> int:
+    """How many sending processes (``publisher worker``, the daemon) may be running now:
+    those alive, and those on other hosts whose liveness this host cannot judge."""
+    states = liveness.worker_states(app.store).values()
+    return sum(1 for _row, state in states if state in (liveness.ALIVE, liveness.UNKNOWN))
 
 
 def chart_series(app: App, *, days: int = 90, weeks: int = 12) -> dict[str, Any]:
