@@ -288,9 +288,15 @@ def test_cancel_an_issue(console: Console, browser) -> None:
     page.click("button[type=submit]:has-text('Yes')")
     page.wait_for_url(re.compile(r".*/admin/issues/\d+\?notice=.*"))
     issue_id = int(re.search(r"/issues/(\d+)", page.url).group(1))  # type: ignore[union-attr]
+    # The confirmation opens as a modal dialog over the page (admin.js); "No" closes it.
     page.click("a[data-action=cancel]")
-    assert "cannot be undone" in page.inner_text("main")
-    page.click("button[type=submit]:has-text('Yes')")
+    dialog = page.locator("dialog#confirm-cancel[open]")
+    assert "cannot be undone" in dialog.inner_text()
+    dialog.locator("button:has-text('No')").click()
+    assert page.locator("dialog[open]").count() == 0
+    assert page.inner_text("#issue-status") == "sending"
+    page.click("a[data-action=cancel]")
+    dialog.locator("button[type=submit]:has-text('Yes')").click()
     page.wait_for_url(re.compile(rf".*/admin/issues/{issue_id}\?notice=Cancelled.*"))
     assert page.inner_text("#issue-status") == "cancelled"
     assert f"skipped {SUBSCRIBERS}" in page.inner_text("#progress-counts")

@@ -2,7 +2,8 @@
  *
  * - [data-chart]: draws a history chart with uPlot from the JSON at data-src;
  * - [data-live]: a rolling chart of queue depth and send rate, polled every 2 s;
- * - [data-progress]: keeps an issue's progress bar current from its JSON while it is open.
+ * - [data-progress]: keeps an issue's progress bar current from its JSON while it is open;
+ * - [data-dialog]: a link to a confirmation page opens the same form as a modal <dialog>.
  * Everything works without it too: the pages are complete HTML, this only adds pictures
  * and live numbers.
  */
@@ -131,6 +132,20 @@
     poll();
   }
 
+  function initDialogs() {
+    document.querySelectorAll("a[data-dialog]").forEach(function (link) {
+      var dialog = document.getElementById(link.dataset.dialog);
+      if (!dialog || typeof dialog.showModal !== "function") { return; }
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        dialog.showModal();
+      });
+      dialog.querySelectorAll("[data-close]").forEach(function (button) {
+        button.addEventListener("click", function () { dialog.close(); link.focus(); });
+      });
+    });
+  }
+
   var resizing = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizing);
@@ -143,5 +158,6 @@
     initHistory();
     initLive();
     initProgress();
+    initDialogs();
   });
 })();
