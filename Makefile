@@ -28,6 +28,7 @@ test: $(STAMP) lint
 
 screenshots: $(STAMP)
 	$(BIN)/python bench/screenshots.py --out screenshots
+	$(BIN)/python bench/console_screenshots.py --out screenshots
 
 clean:
 	rm -rf $(VENV) publisher.db publisher.db-* outbox journal archive screenshots feeds/*.xml feeds/*.json feeds/*.opml feeds/index.html feeds/tags feeds/authors feeds/archive preview-*.html preview-*.txt

@@ -192,6 +192,8 @@ class Operator:
     recovery_codes: str | None = field(repr=False)
     created_at: datetime
     last_login_at: datetime | None
+    # The last TOTP time step accepted: a code (and any older one) cannot log in again.
+    totp_last_step: int | None = field(default=None, repr=False)
 
     @property
     def two_factor(self) -> bool:

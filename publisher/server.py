@@ -16,12 +16,12 @@ from collections.abc import Callable
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from publisher import api
+from publisher import admin, api
 from publisher.app import App
 from publisher.config import Config
 
 # Each door's routes, mounted after the subscriber pages; append yours here.
-DOORS: list[Callable[[Config], list[BaseRoute]]] = [api.routes]
+DOORS: list[Callable[[Config], list[BaseRoute]]] = [admin.routes, api.routes]
 
 
 def create_server(config: Config, *, app: App | None = None) -> Starlette:

@@ -105,6 +105,24 @@ def test_add_list_passwd_remove_with_password_stdin(tmp_path: Path, store_url: s
     ]
 
 
+def test_the_last_admin_is_not_removed(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    _cli(config, "operators", "add", "ada@example.org", "--role", "admin",
+         "--password-stdin", input=PASSWORD)  # fmt: skip
+    refused = _cli(config, "operators", "remove", "ada@example.org", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "Error: ada@example.org is the last admin: not removed (add another admin first)"
+    )
+    _cli(config, "operators", "add", "bo@example.org", "--role", "admin",
+         "--password-stdin", input="another long passphrase")  # fmt: skip
+    _cli(config, "operators", "remove", "ada@example.org")
+    assert "ada@example.org" not in _cli(config, "operators", "list").stdout
+    again = _cli(config, "operators", "remove", "bo@example.org", check=False)
+    assert again.returncode == 1 and "last admin" in again.stderr
+    assert [a for _, a, t, _ in _audit(config) if a == "operator.remove"] == ["operator.remove"]
+
+
 @pytest.mark.parametrize(
     ("password", "message"),
     [

@@ -63,6 +63,13 @@ def test_wheel_installs_and_a_new_site_runs_from_an_empty_folder(tmp_path: Path)
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"publisher/templates/email.css", "publisher/templates/digest.txt.j2",
             "publisher/templates/web/web.css", "publisher/ops/starter/config.toml"} <= names  # fmt: skip
+    # The console ships its templates, script and vendored libraries (no CDN, no npm step).
+    assert {"publisher/templates/admin/base.html.j2", "publisher/admin/static/admin.js",
+            "publisher/admin/static/admin.css", "publisher/admin/static/vendor/htmx.min.js",
+            "publisher/admin/static/vendor/htmx.LICENSE",
+            "publisher/admin/static/vendor/uPlot.iife.min.js",
+            "publisher/admin/static/vendor/uPlot.min.css",
+            "publisher/admin/static/vendor/uPlot.LICENSE"} <= names  # fmt: skip
 
     # A fresh venv; the dependencies are reused from this test's environment through a .pth
     # file (no network), the package itself only from the wheel.

@@ -18,6 +18,7 @@ from typing import Any
 
 from publisher.config.locate import KeyPath, Locator, unknown_key, where
 from publisher.config.sections import (
+    AdminConfig,
     ApiConfig,
     BouncesConfig,
     Config,
@@ -52,6 +53,7 @@ _SECTIONS: dict[str, type] = {
     "relays": RelayConfig,
     "api": ApiConfig,
     "webhooks": WebhookConfig,
+    "admin": AdminConfig,
 }
 _ARRAYS = {"sources", "digests", "relays", "webhooks"}
 _RESERVED = {"from_": "from"}

@@ -279,6 +279,22 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    """[admin]: the operators' console under ``/admin/`` (on unless ``enabled = false``).
+
+    ``session_hours``: how long a login lasts; ``max_upload_mb``: the cap on a CSV upload;
+    ``login_per_address`` and ``login_per_ip``: failed logins allowed per operator address
+    and per client IP within ``login_window`` before further attempts are refused (429)."""
+
+    enabled: bool = True
+    session_hours: int = 12
+    max_upload_mb: int = 50
+    login_window: str = "15m"
+    login_per_address: int = 5
+    login_per_ip: int = 20
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``path`` is the file it came from."""
 
@@ -296,6 +312,7 @@ class Config:
     relays: tuple[RelayConfig, ...] = ()
     api: ApiConfig = field(default_factory=ApiConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     @property
     def relay_list(self) -> tuple[RelayConfig, ...]:

@@ -20,6 +20,7 @@ from publisher.config.sections import (
     SOURCE_TYPES,
     TRANSPORTS,
     WEBHOOK_EVENTS,
+    AdminConfig,
     ApiConfig,
     BouncesConfig,
     Config,
@@ -53,6 +54,7 @@ def validate(config: Config, file: Path, locator: Locator) -> None:
     _validate_relays(config, w)
     _validate_api(config.api, w)
     _validate_webhooks(config, w)
+    _validate_admin(config.admin, w)
 
 
 def _validate_feeds(config: Config, w: Where) -> None:
@@ -261,3 +263,17 @@ def _validate_webhooks(config: Config, w: Where) -> None:
         if hook.label in names:
             raise ConfigError(f"{w('webhooks', i)}: duplicate webhook {hook.label!r} (set 'name')")
         names.add(hook.label)
+
+
+def _validate_admin(admin: AdminConfig, w: Where) -> None:
+    """[admin]: sessions of 1 hour to 30 days, uploads of 1 to 10240 MB, positive login
+    limits over a window of at least 1 s."""
+    if not 1 <= admin.session_hours <= 720:
+        raise ConfigError(f"{w('admin', 'session_hours')}: must be 1 to 720 hours")
+    if not 1 <= admin.max_upload_mb <= 10240:
+        raise ConfigError(f"{w('admin', 'max_upload_mb')}: must be 1 to 10240 MB")
+    if parse_duration(admin.login_window, w("admin", "login_window")) < 1:
+        raise ConfigError(f"{w('admin', 'login_window')}: must be at least 1s")
+    for key in ("login_per_address", "login_per_ip"):
+        if getattr(admin, key) < 1:
+            raise ConfigError(f"{w('admin', key)}: must be at least 1")

@@ -23,6 +23,9 @@ it, never a door.
 - ``bounces``: bounce messages and the IMAP poll into subscriber states;
 - ``operators``: the console's operators (add, remove, passwords, 2FA reset, login check);
 - ``tokens``: API tokens (create, revoke, ``authenticate_token``);
+- ``sessions``: console logins (password, second factor, sessions, login limits);
+- ``twofactor``: TOTP enrolment and verification, recovery codes;
+- ``overview``: what the console's dashboard and issue pages show (digests, sources, issues);
 - ``audit``: the :class:`~publisher.services.audit.Actor` of an action, audit entries.
 - ``monitoring``: the figures ``/metrics`` and ``status --json`` report (``figures``).
 - ``charts``: the dashboard series: subscribers by status per day, issues per week.

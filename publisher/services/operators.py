@@ -91,18 +91,30 @@ def add_operator(app: App, email: str, role: str, password: str, *, actor: Actor
 
 
 def remove_operator(app: App, email: str, *, actor: Actor) -> None:
-    """Delete an operator; the console refuses their session from the next request."""
+    """Delete an operator; their console sessions end with them.
+
+    The last admin is never removed: someone must be able to manage operators and tokens
+    from the console (add another admin first).
+    """
     address = normalize_email(email)
-    if not app.store.remove_operator(address, entry(app, actor, "operator.remove", address)):
+    outcome = app.store.remove_operator(address, entry(app, actor, "operator.remove", address))
+    if outcome == "missing":
         raise OperatorError(f"no operator {address} (see `publisher operators list`)")
+    if outcome == "last admin":
+        raise OperatorError(
+            f"{address} is the last admin: not removed (add another admin first)"
+        )
 
 
 def set_password(app: App, email: str, password: str, *, actor: Actor) -> None:
-    """Give an operator a new password (checked as for a new operator)."""
+    """Give an operator a new password (checked as for a new operator); their console
+    sessions end."""
     operator = get_operator(app, email)
     check_password(password, operator.email)
     audit = entry(app, actor, "operator.passwd", operator.email)
     app.store.update_operator(operator.email, audit, password_hash=_HASHER.hash(password))
+    # Whoever knew the old password is logged out everywhere with it.
+    app.store.end_console_sessions(operator.email)
 
 
 def reset_2fa(app: App, email: str, *, actor: Actor) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from publisher.app import App
@@ -14,6 +15,8 @@ from publisher.services.composing import (
     personal_for,
     render_issue,
 )
+
+_DARK_QUERY = re.compile(r"@media\s*(?:screen\s+and\s*)?\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I)
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,32 @@ def personalized_parts(preview: Preview, person: messages.Personal) -> tuple[str
     )
 
 
+def issue_preview(app: App, issue_id: int) -> Preview:
+    """A stored issue rendered as it was sent (its own articles and date)."""
+    issue = app.store.get_issue(issue_id)
+    if issue is None:
+        raise PublisherError(f"no issue #{issue_id} (see `publisher issues list`)")
+    digest = app.config.digest(issue.digest_id)
+    articles = app.store.articles_by_id(issue.article_ids)
+    rendered = render_issue(app, digest, articles, issue.created_at, issue=issue)
+    return Preview(label=f"issue {issue.period}", issue=issue, articles=articles, rendered=rendered)
+
+
+def in_scheme(html: str, scheme: str) -> str:
+    """The email's HTML as a reader in ``scheme`` ("light" or "dark") sees it, whatever the
+    viewer's own setting: the ``prefers-color-scheme: dark`` rules always apply for dark,
+    never for light."""
+    return _DARK_QUERY.sub("@media all" if scheme == "dark" else "@media not all", html)
+
+
 def send_test(app: App, digest_id: str, to: str) -> Preview:
     """Send one ``[TEST]`` copy of the next issue to ``to``; record no delivery."""
-    preview = preview_issue(app, digest_id)
-    digest = app.config.digest(digest_id)
+    return send_test_copy(app, preview_issue(app, digest_id), to)
+
+
+def send_test_copy(app: App, preview: Preview, to: str) -> Preview:
+    """Send one ``[TEST]`` copy of ``preview`` to ``to``; record no delivery."""
+    digest = app.config.digest(preview.issue.digest_id)
     config = app.config
     template = message_template(app, digest, preview.rendered, preview.issue.id, app.clock(), test=True)
     base = config.web.base_url.rstrip("/")

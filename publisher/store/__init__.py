@@ -29,6 +29,7 @@ hold one object while each module holds one part of the schema.
 - ``limits``: cluster-wide send limits and relay health.
 - ``operators``: the console's operators (password hashes, second factor).
 - ``tokens``: API tokens (hashes only), their scope, expiry, last use and revocation.
+- ``console``: the console's sessions (hashes of their ids), failed logins, 2FA one-time use.
 - ``audit``: the audit log of operator actions, written in the action's transaction.
 - ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
 - ``directory``: the subscriber search (filters, keyset pages) of the console and the API.
@@ -47,6 +48,7 @@ from publisher.store.articles import ArticlesMixin, feed_id_for
 from publisher.store.audit import AuditMixin
 from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
+from publisher.store.console import ConsoleMixin, ConsoleSession
 from publisher.store.directory import DirectoryMixin, SubscriberFilter
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.events import SubscriberEventsMixin
@@ -77,6 +79,7 @@ from publisher.store.workers import WorkersMixin
 __all__ = [
     "ACTIVE",
     "BOUNCED",
+    "ConsoleSession",
     "DELIVERY_STATES",
     "FEEDS_STATE",
     "IN_PROGRESS",
@@ -117,6 +120,7 @@ class Store(
     OperatorsMixin,
     TokensMixin,
     AuditMixin,
+    ConsoleMixin,
     MonitoringMixin,
     DirectoryMixin,
     PagesMixin,

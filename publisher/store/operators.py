@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.models import AuditEntry, Operator
 from publisher.store.audit import insert_audit
-from publisher.store.schema import operators
+from publisher.store.schema import console_sessions, operators
 
 
 def _operator(row: Any) -> Operator:
@@ -28,6 +28,7 @@ def _operator(row: Any) -> Operator:
         recovery_codes=row.recovery_codes,
         created_at=row.created_at,
         last_login_at=row.last_login_at,
+        totp_last_step=row.totp_last_step,
     )
 
 
@@ -64,19 +65,35 @@ class OperatorsMixin:
             return False
         return True
 
-    def remove_operator(self, email: str, audit: AuditEntry) -> bool:
-        """Delete an operator; False when there is none with this address."""
+    def remove_operator(self, email: str, audit: AuditEntry) -> str:
+        """Delete an operator and end their console sessions: ``"removed"``, ``"missing"``
+        (no such address) or ``"last admin"`` (refused: nobody could manage operators
+        from the console any more). Checked and deleted in one transaction."""
         with self.engine.begin() as conn:
-            gone = conn.execute(operators.delete().where(operators.c.email == email)).rowcount
-            if gone:
-                insert_audit(conn, audit)
-        return bool(gone)
+            role = conn.execute(
+                select(operators.c.role).where(operators.c.email == email)
+            ).scalar()
+            if role is None:
+                return "missing"
+            if role == "admin":
+                admins = conn.execute(
+                    select(func.count()).select_from(operators).where(operators.c.role == "admin")
+                ).scalar_one()
+                if admins <= 1:
+                    return "last admin"
+            conn.execute(operators.delete().where(operators.c.email == email))
+            conn.execute(
+                console_sessions.delete().where(console_sessions.c.operator_email == email)
+            )
+            insert_audit(conn, audit)
+        return "removed"
 
     def update_operator(self, email: str, audit: AuditEntry | None, **values: Any) -> bool:
         """Set columns of one operator (``password_hash``, ``totp_secret``,
         ``recovery_codes``, ``last_login_at``, ``role``); False when there is none."""
         unknown = set(values) - {
-            "password_hash", "totp_secret", "recovery_codes", "last_login_at", "role"
+            "password_hash", "totp_secret", "recovery_codes", "last_login_at", "role",
+            "totp_last_step",
         }  # fmt: skip
         if unknown:
             raise ValueError(f"not operator columns one may set: {sorted(unknown)}")

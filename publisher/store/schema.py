@@ -287,6 +287,8 @@ operators = Table(
     Column("recovery_codes", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_login_at", UTCDateTime),
+    # The last TOTP time step accepted (0015): a code is good for one login only.
+    Column("totp_last_step", BigInteger),
     UniqueConstraint("email", name="uq_operators_email"),
 )
 
@@ -342,8 +344,39 @@ idempotency_keys = Table(
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
-# Subscriber status changes (0013), in the change's transaction (old_status NULL: created;
-# digest_id set: one subscription ended; source: web, cli, api, import, bounce, ...).
+# Console logins (0015): only the SHA-256 of the session id that the cookie carries, so a
+# copy of the database logs nobody in. ``stage`` is "2fa" between the password and the
+# second factor (a short expiry), "ok" once the operator is fully logged in.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("operator_email", String(320), nullable=False),
+    Column("stage", String(10), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ip", String(45)),
+    UniqueConstraint("token_hash", name="uq_console_sessions_token_hash"),
+    Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
+# Failed console logins (0015), one row each, keyed "ip:<address>" or "address:<sha256>":
+# the login limits count them in a trailing window, across every process.
+console_login_failures = Table(
+    "console_login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(100), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_console_login_failures_key_at", "key", "at"),
+)
+
+# Subscriber status changes (0013): one row per change, written in the change's own
+# transaction, so "how many were active on day D" is a sum of changes, never a guess from
+# the current rows. ``old_status`` is NULL when the row was created; ``digest_id`` is set
+# when one subscription ended (the subscriber's own status may not have changed).
+# ``source`` says why: web, cli, api, import, bounce, complaint, erasure, backfill.
 subscriber_events = Table(
     "subscriber_events",
     metadata,
