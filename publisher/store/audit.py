@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select
 
 from publisher.models import AuditEntry
-from publisher.store.schema import audit_log
+from publisher.store.schema_doors import audit_log
 
 # Columns are bounded: an address or a user agent's idea of one cannot grow the table.
 _LIMITS = {"actor": 400, "action": 60, "ip": 45}

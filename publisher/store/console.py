@@ -17,7 +17,8 @@ from sqlalchemy import Engine, delete, func, or_, select, update
 
 from publisher.models import Issue
 from publisher.store.issues import with_articles
-from publisher.store.schema import console_login_failures, console_sessions, issues, operators
+from publisher.store.schema import issues
+from publisher.store.schema_doors import console_login_failures, console_sessions, operators
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from publisher.store.schema import idempotency_keys
+from publisher.store.schema_doors import idempotency_keys
 
 IN_PROGRESS = 0  # the status of a key whose request has not answered yet
 

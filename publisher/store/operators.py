@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.models import AuditEntry, Operator
 from publisher.store.audit import insert_audit
-from publisher.store.schema import console_sessions, operators
+from publisher.store.schema_doors import console_sessions, operators
 
 
 def _operator(row: Any) -> Operator:
@@ -70,9 +70,7 @@ class OperatorsMixin:
         (no such address) or ``"last admin"`` (refused: nobody could manage operators
         from the console any more). Checked and deleted in one transaction."""
         with self.engine.begin() as conn:
-            role = conn.execute(
-                select(operators.c.role).where(operators.c.email == email)
-            ).scalar()
+            role = conn.execute(select(operators.c.role).where(operators.c.email == email)).scalar()
             if role is None:
                 return "missing"
             if role == "admin":

@@ -19,14 +19,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select
 
 from publisher.store.events import record_change
-from publisher.store.schema import (
-    deliveries,
-    issues,
-    subscribers,
-    subscriptions,
-    webhook_deliveries,
-    webhook_events,
-)
+from publisher.store.schema import deliveries, issues, subscribers, subscriptions
+from publisher.store.schema_doors import webhook_deliveries, webhook_events
 
 Routes = Mapping[str, Sequence[str]]  # event type -> names of the hooks that want it
 

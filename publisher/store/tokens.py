@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.models import ApiToken, AuditEntry
 from publisher.store.audit import insert_audit
-from publisher.store.schema import api_tokens
+from publisher.store.schema_doors import api_tokens
 
 # A token used many times a second would otherwise cost a write per request: its last use
 # is recorded at most once a minute, which is as precise as "last used" needs to be.

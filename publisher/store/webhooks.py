@@ -23,7 +23,7 @@ from sqlalchemy import Engine, and_, delete, exists, func, insert, or_, select, 
 from publisher.models import AuditEntry
 from publisher.store.audit import insert_audit
 from publisher.store.outbox import Routes
-from publisher.store.schema import (
+from publisher.store.schema_doors import (
     webhook_attempts,
     webhook_deliveries,
     webhook_events,
@@ -181,7 +181,11 @@ class WebhooksMixin:
                 values["status"] = "failed"
             conn.execute(
                 update(d)
-                .where(d.c.id == claim.delivery_id, d.c.attempts == claim.attempt, d.c.status == "pending")
+                .where(
+                    d.c.id == claim.delivery_id,
+                    d.c.attempts == claim.attempt,
+                    d.c.status == "pending",
+                )
                 .values(**values)
             )
             mine = h.c.name == claim.hook
@@ -191,7 +195,9 @@ class WebhooksMixin:
             conn.execute(
                 update(h)
                 .where(mine)
-                .values(failures=h.c.failures + 1, last_failure_at=now, last_error=result.error[:500])
+                .values(
+                    failures=h.c.failures + 1, last_failure_at=now, last_error=result.error[:500]
+                )
             )
             if not max_failures:
                 return False
