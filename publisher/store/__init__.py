@@ -32,6 +32,8 @@ hold one object while each module holds one part of the schema.
 - ``console``: the console's sessions (hashes of their ids), failed logins, 2FA one-time use.
 - ``audit``: the audit log of operator actions, written in the action's transaction.
 - ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
+- ``directory``: the subscriber search (filters, keyset pages) of the console and the API.
+- ``idempotency``: the HTTP API's stored responses to POSTs with an ``Idempotency-Key``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ from publisher.store.articles import ArticlesMixin, feed_id_for
 from publisher.store.audit import AuditMixin
 from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
+<<<<<<< HEAD
 from publisher.store.console import ConsoleMixin, ConsoleSession
+=======
+from publisher.store.directory import DirectoryMixin, SubscriberFilter
+>>>>>>> afdcbb3
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.issues import (
     BOUNCED,
@@ -76,6 +82,7 @@ __all__ = [
     "THROTTLE_KEY",
     "FeedIndexRow",
     "PauseChange",
+    "SubscriberFilter",
     "LedgerFigures",
     "Store",
     "_alembic_config",
@@ -107,6 +114,7 @@ class Store(
     AuditMixin,
     ConsoleMixin,
     MonitoringMixin,
+    DirectoryMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

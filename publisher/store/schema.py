@@ -82,6 +82,9 @@ subscribers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("email", name="uq_subscribers_email"),
+    # The directory's keyset pages (0014): "newest first, of one status, below this id" is a
+    # range read at any list size.
+    Index("ix_subscribers_status_id", "status", "id"),
 )
 
 subscriptions = Table(
@@ -324,6 +327,7 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
+<<<<<<< HEAD
 # Console logins (0015): only the SHA-256 of the session id that the cookie carries, so a
 # copy of the database logs nobody in. ``stage`` is "2fa" between the password and the
 # second factor (a short expiry), "ok" once the operator is fully logged in.
@@ -350,4 +354,21 @@ console_login_failures = Table(
     Column("key", String(100), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index("ix_console_login_failures_key_at", "key", "at"),
+=======
+# Idempotency keys of the HTTP API (0014): the first response to a POST made with an
+# ``Idempotency-Key``, per token, kept 24 hours so a retried request replays it rather than
+# acting twice. ``request_hash`` tells a retry from a different request reusing the key;
+# ``status`` 0 marks a request still being handled.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("token_id", Integer, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("headers", Text, nullable=False, default="{}"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+>>>>>>> afdcbb3
 )

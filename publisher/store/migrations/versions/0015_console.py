@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_console"
-down_revision = "0012_monitoring"
+down_revision = "0014_idempotency"
 branch_labels = None
 depends_on = None
 
