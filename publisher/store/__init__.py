@@ -43,11 +43,8 @@ from publisher.store.articles import ArticlesMixin, feed_id_for
 from publisher.store.audit import AuditMixin
 from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
-<<<<<<< HEAD
 from publisher.store.console import ConsoleMixin, ConsoleSession
-=======
 from publisher.store.directory import DirectoryMixin, SubscriberFilter
->>>>>>> afdcbb3
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.issues import (
     BOUNCED,

@@ -327,7 +327,6 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
-<<<<<<< HEAD
 # Console logins (0015): only the SHA-256 of the session id that the cookie carries, so a
 # copy of the database logs nobody in. ``stage`` is "2fa" between the password and the
 # second factor (a short expiry), "ok" once the operator is fully logged in.
@@ -354,7 +353,8 @@ console_login_failures = Table(
     Column("key", String(100), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index("ix_console_login_failures_key_at", "key", "at"),
-=======
+)
+
 # Idempotency keys of the HTTP API (0014): the first response to a POST made with an
 # ``Idempotency-Key``, per token, kept 24 hours so a retried request replays it rather than
 # acting twice. ``request_hash`` tells a retry from a different request reusing the key;
@@ -370,5 +370,4 @@ idempotency_keys = Table(
     Column("headers", Text, nullable=False, default="{}"),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
->>>>>>> afdcbb3
 )
