@@ -17,6 +17,11 @@ Modules:
 - ``dashboard``: charts, live sending figures, the no-worker banner, digests, sources;
 - ``issues``: the issue list, an issue's page, its progress JSON and its preview;
 - ``actions``: test copy, send now, pause, resume, cancel, resend failed, each confirmed;
+- ``subscribers``: the subscriber search (keyset pages), a subscriber's page, the CSV export;
+- ``subscriber_actions``: edit, unsubscribe and erase a subscriber, each confirmed;
+- ``imports``: the streamed CSV upload and the background import's progress page;
+- ``catalog``: digests (schedule, next send, window, last issues) and sources' health;
+- ``auditlog``: the audit log, filtered and keyset-paged, and its CSV export;
 - ``assets``: ``/admin/static/`` (the script, the stylesheet, the vendored libraries).
 
 To add a page: write a module with a ``routes() -> list[BaseRoute]`` whose endpoints are
@@ -39,7 +44,18 @@ from starlette.routing import BaseRoute
 
 from publisher.config import Config
 
-from . import actions, assets, dashboard, issues, login
+from . import (
+    actions,
+    assets,
+    auditlog,
+    catalog,
+    dashboard,
+    imports,
+    issues,
+    login,
+    subscriber_actions,
+    subscribers,
+)
 
 # Each module's routes, in order (a fixed path before a pattern that would also match it).
 PAGES: list[Callable[[], list[BaseRoute]]] = [
@@ -48,6 +64,11 @@ PAGES: list[Callable[[], list[BaseRoute]]] = [
     dashboard.routes,
     issues.routes,
     actions.routes,
+    imports.routes,  # /admin/subscribers/import before /admin/subscribers/{id}
+    subscribers.routes,
+    subscriber_actions.routes,
+    catalog.routes,
+    auditlog.routes,
 ]
 
 

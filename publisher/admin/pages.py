@@ -49,6 +49,9 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("", "Dashboard"),
     NavItem("issues", "Issues"),
+    NavItem("subscribers", "Subscribers"),
+    NavItem("digests", "Digests and sources"),
+    NavItem("audit", "Audit log"),
     NavItem("account", "Account"),
 ]
 

@@ -34,6 +34,7 @@ hold one object while each module holds one part of the schema.
 - ``monitoring``: the health probe and the counts ``/metrics`` and ``status`` report.
 - ``directory``: the subscriber search (filters, keyset pages) of the console and the API.
 - ``idempotency``: the HTTP API's stored responses to POSTs with an ``Idempotency-Key``.
+- ``records``: one subscriber's deliveries and bounces, a page's subscriptions (console).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from publisher.store.monitoring import LedgerFigures, MonitoringMixin
 from publisher.store.operators import OperatorsMixin
 from publisher.store.pauses import PAUSED, PauseChange, PausesMixin
 from publisher.store.planning import PlanningMixin
+from publisher.store.records import RecordsMixin
 from publisher.store.rollups import RollupsMixin
 from publisher.store.roster import SubscriberAdmin
 from publisher.store.signups import SignupsMixin
@@ -112,6 +114,7 @@ class Store(
     ConsoleMixin,
     MonitoringMixin,
     DirectoryMixin,
+    RecordsMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 
