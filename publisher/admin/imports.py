@@ -57,7 +57,7 @@ async def import_form(request: Request) -> Response:
     """GET /admin/subscribers/import: the upload form."""
     return pages.render(
         request, "subscribers_import.html.j2", "Import subscribers",
-        max_mb=context(request).config.admin.max_upload_mb,
+        max_mb=context(request).config.admin.max_upload_mb, data=None,
     )  # fmt: skip
 
 

@@ -114,7 +114,7 @@ async def unsubscribe(request: Request) -> Response:
             explain="They leave every digest at once: their queued deliveries are skipped and "
                     "nothing more is sent. Only they can come back, by signing up and confirming "
                     "(or you, with publisher subscribers add --reactivate).",
-            button="Yes: unsubscribe", danger=False, typed=False,
+            button="Yes: unsubscribe", danger=False, typed=False, error="",
         )  # fmt: skip
     app = context(request).app
     try:
@@ -139,7 +139,7 @@ async def erase(request: Request) -> Response:
                    "stay. This cannot be undone.",
     }  # fmt: skip
     if request.method == "GET":
-        return pages.render(request, "subscriber_confirm.html.j2", f"Erase {sub.email}", **page)
+        return pages.render(request, "subscriber_confirm.html.j2", f"Erase {sub.email}", error="", **page)
     typed = first(form_of(request), "confirm").strip().lower()
     if typed != sub.email.lower():
         return pages.render(request, "subscriber_confirm.html.j2", f"Erase {sub.email}", 400,

@@ -74,7 +74,7 @@ def _choices(app: App) -> dict[str, Any]:
 
 def _list_data(app: App, search: Search, after: str | None) -> dict[str, Any]:
     page = directory.search_subscribers(app, after=after, limit=PAGE_SIZE, **search.arguments())
-    return {"page": page, **_choices(app)}
+    return {"page": page, "error": "", **_choices(app)}
 
 
 @require("viewer")
