@@ -37,6 +37,14 @@ class App:
     session: SenderSession | None = None
     _templates: render.Templates | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        # The store writes a webhook event only for the types some [[webhooks]] entry wants.
+        routes: dict[str, tuple[str, ...]] = {}
+        for hook in self.config.webhooks:
+            for event in hook.events:
+                routes[event] = (*routes.get(event, ()), hook.label)
+        self.store.webhook_routes = routes
+
     @property
     def templates(self) -> render.Templates:
         """Templates, loaded on first use."""

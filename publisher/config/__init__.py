@@ -31,6 +31,7 @@ from publisher.config.sections import (
     SMTP_SECURITY,
     SOURCE_TYPES,
     TRANSPORTS,
+    WEBHOOK_EVENTS,
     AdminConfig,
     BouncesConfig,
     Config,
@@ -46,6 +47,7 @@ from publisher.config.sections import (
     SourceConfig,
     StoreConfig,
     WebConfig,
+    WebhookConfig,
 )
 from publisher.config.values import parse_duration, parse_window
 from publisher.errors import ConfigError
@@ -57,6 +59,7 @@ __all__ = [
     "SOURCE_TYPES",
     "TRANSPORTS",
     "AdminConfig",
+    "WEBHOOK_EVENTS",
     "BouncesConfig",
     "Config",
     "ConfigError",
@@ -72,6 +75,7 @@ __all__ = [
     "SourceConfig",
     "StoreConfig",
     "WebConfig",
+    "WebhookConfig",
     "default_path",
     "load",
     "parse",

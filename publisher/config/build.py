@@ -32,6 +32,7 @@ from publisher.config.sections import (
     SourceConfig,
     StoreConfig,
     WebConfig,
+    WebhookConfig,
 )
 from publisher.config.validate import validate
 from publisher.config.values import split_sender
@@ -50,8 +51,9 @@ _SECTIONS: dict[str, type] = {
     "bounces": BouncesConfig,
     "relays": RelayConfig,
     "admin": AdminConfig,
+    "webhooks": WebhookConfig,
 }
-_ARRAYS = {"sources", "digests", "relays"}
+_ARRAYS = {"sources", "digests", "relays", "webhooks"}
 _RESERVED = {"from_": "from"}
 _DERIVED = {"from_name"}  # computed at load time, never read from the file
 _DOMAIN = re.compile(r"^(\*|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+)$")

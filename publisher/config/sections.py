@@ -16,6 +16,14 @@ FEED_FORMATS = ("rss", "atom", "json")
 SOURCE_TYPES = ("markdown", "feed")
 TRANSPORTS = ("file", "smtp")
 SMTP_SECURITY = ("starttls", "tls", "none")
+WEBHOOK_EVENTS = (
+    "subscriber.created",
+    "subscriber.unsubscribed",
+    "subscriber.complained",
+    "issue.sent",
+    "issue.paused",
+    "delivery.bounced",
+)
 
 
 @dataclass(frozen=True)
@@ -252,6 +260,32 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """One [[webhooks]] entry: where events are POSTed, which ones, and the signing secret.
+
+    ``retries`` are the waits before each retry of a failed event (then it is given up);
+    after ``max_failures`` failed attempts in a row the hook is turned off until
+    ``publisher webhooks enable NAME`` (0 = never). ``name`` defaults to the URL's host.
+    """
+
+    url: str
+    events: tuple[str, ...]
+    secret_env: str
+    name: str = ""
+    timeout: float = 10.0
+    retries: tuple[str, ...] = ("1m", "5m", "30m", "2h", "6h", "12h", "24h")
+    max_failures: int = 20
+
+    @property
+    def label(self) -> str:
+        """The hook's name in the store, the CLI and the console."""
+        if self.name:
+            return self.name
+        rest = self.url.split("://", 1)[-1]
+        return rest.split("/", 1)[0].rsplit("@", 1)[-1]
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``path`` is the file it came from."""
 
@@ -268,6 +302,7 @@ class Config:
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
     relays: tuple[RelayConfig, ...] = ()
     admin: AdminConfig = field(default_factory=AdminConfig)
+    webhooks: tuple[WebhookConfig, ...] = ()
 
     @property
     def relay_list(self) -> tuple[RelayConfig, ...]:

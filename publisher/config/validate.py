@@ -19,6 +19,7 @@ from publisher.config.sections import (
     SMTP_SECURITY,
     SOURCE_TYPES,
     TRANSPORTS,
+    WEBHOOK_EVENTS,
     AdminConfig,
     BouncesConfig,
     Config,
@@ -51,6 +52,7 @@ def validate(config: Config, file: Path, locator: Locator) -> None:
     _validate_web(config.web, w)
     _validate_relays(config, w)
     _validate_admin(config.admin, w)
+    _validate_webhooks(config, w)
 
 
 def _validate_feeds(config: Config, w: Where) -> None:
@@ -236,3 +238,34 @@ def _validate_admin(admin: AdminConfig, w: Where) -> None:
     for key in ("login_per_address", "login_per_ip"):
         if getattr(admin, key) < 1:
             raise ConfigError(f"{w('admin', key)}: must be at least 1")
+
+
+def _validate_webhooks(config: Config, w: Where) -> None:
+    """[[webhooks]]: an http(s) URL, known events, a secret variable's name, sane retries,
+    unique names. Local and private addresses are allowed: the operator chose the URL."""
+    names: set[str] = set()
+    for i, hook in enumerate(config.webhooks):
+        check_url(hook.url, w("webhooks", i, "url"))
+        if not hook.events:
+            raise ConfigError(f"{w('webhooks', i, 'events')}: name at least one event")
+        for event in hook.events:
+            check_choice(event, WEBHOOK_EVENTS, w("webhooks", i, "events"))
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", hook.secret_env):
+            raise ConfigError(
+                f"{w('webhooks', i, 'secret_env')}: must name an environment variable "
+                "(letters, digits, _), not hold the secret itself"
+            )
+        if not 0 < hook.timeout <= 60:
+            raise ConfigError(f"{w('webhooks', i, 'timeout')}: must be more than 0, at most 60 seconds")
+        for value in hook.retries:
+            if parse_duration(value, w("webhooks", i, "retries")) < 1:
+                raise ConfigError(f"{w('webhooks', i, 'retries')}: each wait must be at least 1s")
+        if hook.max_failures < 0:
+            raise ConfigError(f"{w('webhooks', i, 'max_failures')}: must be 0 (never) or more")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}", hook.label):
+            raise ConfigError(
+                f"{w('webhooks', i, 'name')}: {hook.label!r}: use letters, digits, '.', '_', ':', '-'"
+            )
+        if hook.label in names:
+            raise ConfigError(f"{w('webhooks', i)}: duplicate webhook {hook.label!r} (set 'name')")
+        names.add(hook.label)

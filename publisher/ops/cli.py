@@ -59,6 +59,7 @@ COMMANDS: dict[str, CommandInfo] = {
     ),
     "subscribers": CommandInfo(_P + "subscribers", "subscribers", "Add, change, import, list, remove and export subscribers."),
     "tokens": CommandInfo(_P + "tokens", "tokens", "Create, list and revoke tokens for the HTTP API."),
+    "webhooks": CommandInfo(_P + "webhooks", "webhooks", "List the outgoing webhooks, deliver due events, show their history, turn one back on."),
     "worker": CommandInfo(_P + "worker", "worker", "Send the queued deliveries of every open issue, of every digest, until SIGTERM."),
 }  # fmt: skip
 

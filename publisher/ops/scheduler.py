@@ -286,5 +286,8 @@ def run_daemon(
             scheduler.shutdown(wait=False)
 
     scheduler.add_job(stop_if_signalled, id="signal-guard")
-    scheduler.start()
+    from publisher.ops.webhook_pump import webhook_pump
+
+    with webhook_pump(app, stop):  # webhooks go out while the daemon runs
+        scheduler.start()
     log.info("stopped")

@@ -28,4 +28,5 @@ it, never a door.
 - ``overview``: what the console's dashboard and issue pages show (digests, sources, issues);
 - ``audit``: the :class:`~publisher.services.audit.Actor` of an action, audit entries.
 - ``monitoring``: the figures ``/metrics`` and ``status --json`` report (``figures``).
+- ``charts``: the dashboard series: subscribers by status per day, issues per week.
 """

@@ -66,7 +66,7 @@ def pause_issue(app: App, issue_id: int) -> Paused:
     the queue. A sent or cancelled issue, one already paused and one with nothing left to
     send are refused with a PublisherError.
     """
-    change = app.store.pause_issue(issue_id)
+    change = app.store.pause_issue(issue_id, app.clock())
     if change.before is None:
         raise PublisherError(f"no issue #{issue_id} (see `publisher issues list`)")
     if change.before == PAUSED:
@@ -87,7 +87,7 @@ def resume_issue(app: App, issue_id: int) -> Paused:
 
     Nothing is sent here. An issue that is not paused is refused with a PublisherError.
     """
-    change = app.store.resume_issue(issue_id)
+    change = app.store.resume_issue(issue_id, app.clock())
     if change.before is None:
         raise PublisherError(f"no issue #{issue_id} (see `publisher issues list`)")
     if not change.changed:

@@ -87,7 +87,7 @@ def deliver_open_issue(
     report.sent, report.failed, report.retrying = result.sent, result.failed, result.retrying
     report.bounced, report.recovered = result.bounced, result.recovered
     report.released, report.lost, report.held_by = result.released, result.lost, result.held
-    if not app.store.finish_issue_if_done(issue.id) and app.store.issue_status(issue.id) == PAUSED:
+    if not app.store.finish_issue_if_done(issue.id, app.clock()) and app.store.issue_status(issue.id) == PAUSED:
         report.note = f"paused: the rest stays queued until `publisher issues resume {issue.id}`"
     return report
 

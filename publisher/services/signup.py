@@ -32,6 +32,8 @@ def request(
     name: str,
     digests: Sequence[str],
     tags: Sequence[str],
+    *,
+    source: str = "web",
 ) -> Subscriber:
     """Record a pending sign-up for ``email`` and send its confirmation through ``transport``.
 
@@ -40,7 +42,7 @@ def request(
     """
     now = app.clock()
     nonce = secrets.token_hex(8)
-    subscriber = app.store.request_signup(email, name, digests, tags, nonce, now)
+    subscriber = app.store.request_signup(email, name, digests, tags, nonce, now, source=source)
     config = app.config
     titles = {d.id: d.title for d in config.digests}
     context = {

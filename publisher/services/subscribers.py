@@ -177,7 +177,9 @@ def _pending_writer(app: App, report: ImportReport) -> Callable[[list[subscriber
             digests = list(dict.fromkeys(s[0] for s in group.subscriptions))
             tags = list(dict.fromkeys(t for s in group.subscriptions for t in s[2]))
             try:
-                signup.request(app, opened[0], group.email, group.name, digests, tags)
+                signup.request(
+                    app, opened[0], group.email, group.name, digests, tags, source="import"
+                )
             except PublisherError as exc:
                 report.errors.extend((line, str(exc)) for line in group.lines)
                 continue
@@ -231,12 +233,14 @@ def add(
     frequency: str | None = None,
     tags: Sequence[str] | None = None,
     reactivate: bool = False,
+    source: str = "cli",
 ) -> Outcome:
     """Subscribe ``email`` to ``digests`` (a new address: every digest when none given).
 
     An existing subscriber joins the digests named and keeps the others; without digests
     named nothing is joined. A bounced, unsubscribed or suppressed (erased, complaint)
     address is refused unless ``reactivate``; a pending one is activated (you vouch).
+    ``source`` (cli, api, console) is recorded with any status change.
     """
     address = AddressCheck()(email)
     all_ids = [d.id for d in app.config.digests]
@@ -258,11 +262,13 @@ def add(
         notes.append(f"suppression ({suppressed.reason}) lifted")
     if existing is None:
         targets = list(digests) or all_ids
-        sub, _ = app.store.add_subscriber(address, name, targets, now, tags=tags or ())
+        sub, _ = app.store.add_subscriber(
+            address, name, targets, now, tags=tags or (), source=source
+        )
         _apply(app, sub.id, targets, frequency, None)
         extra = f" ({'; '.join(notes)})" if notes else ""
         return Outcome(f"added {address} to {_describe(app, sub.id)}{extra}")
-    sub = _join(app, existing, name, digests, frequency, tags, now, notes)
+    sub = _join(app, existing, name, digests, frequency, tags, now, notes, source)
     extra = f" ({'; '.join(notes[1:])})" if notes[1:] else ""
     return Outcome(f"{address}: {notes[0]}{extra}; now in {_describe(app, sub.id)}")
 
@@ -276,16 +282,19 @@ def _join(
     tags: Sequence[str] | None,
     now: datetime,
     notes: list[str],
+    source: str = "cli",
 ) -> Subscriber:
     """Bring an existing subscriber into ``digests``; notes[0] becomes the verb."""
     verb = "already subscribed"
     before = _describe(app, existing.id)
     if existing.status != "active":
-        app.store.reactivate(existing.id, now)
+        app.store.reactivate(existing.id, now, source=source)
         verb = f"reactivated (was {existing.status})"
     joined = [d for d in digests if d not in existing.digests]
     if joined:
-        app.store.add_subscriber(existing.email, name, joined, now, tags=tags or ())
+        app.store.add_subscriber(
+            existing.email, name, joined, now, tags=tags or (), source=source
+        )
         verb = f"joined {' '.join(joined)}" if verb == "already subscribed" else verb
     elif name and name != existing.name:
         app.store.set_name(existing.id, name, now)
@@ -336,8 +345,19 @@ def change(
     return Outcome(f"set {address}: {shown}{_describe(app, sub.id, targets)}{status}")
 
 
-def remove(app: App, email: str, *, digest: str | None = None, complaint: bool = False) -> Outcome:
-    """Unsubscribe from one digest or everything; a complaint also suppresses the address."""
+def remove(
+    app: App,
+    email: str,
+    *,
+    digest: str | None = None,
+    complaint: bool = False,
+    source: str = "cli",
+) -> Outcome:
+    """Unsubscribe from one digest or everything; a complaint also suppresses the address.
+
+    ``source`` (cli, api, console) is recorded with the change; a complaint is recorded as
+    ``complaint``.
+    """
     address = AddressCheck()(email)
     now = app.clock()
     sub = app.store.find_subscriber(address)
@@ -351,7 +371,9 @@ def remove(app: App, email: str, *, digest: str | None = None, complaint: bool =
         app.config.digest(digest)
         if digest not in sub.digests:
             raise SubscriberError(f"{address} is not subscribed to {digest!r}")
-    after = app.store.unsubscribe(sub.id, digest, now)
+    after = app.store.unsubscribe(
+        sub.id, digest, now, source="complaint" if complaint else source
+    )
     assert after is not None
     where = f"from {digest}" if digest else "from every digest"
     rest = f"; still in {_describe(app, sub.id)}" if after.digests and digest else ""

@@ -35,6 +35,10 @@ hold one object while each module holds one part of the schema.
 - ``directory``: the subscriber search (filters, keyset pages) of the console and the API.
 - ``idempotency``: the HTTP API's stored responses to POSTs with an ``Idempotency-Key``.
 - ``records``: one subscriber's deliveries and bounces, a page's subscriptions (console).
+- ``events``: subscriber status changes, recorded in each change's transaction and summed
+  by day for the console's charts.
+- ``outbox``: webhook events, written in the transaction of what caused them;
+  ``webhooks``: their claims, attempts, history and each hook's state.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from publisher.store.claims import ClaimsMixin
 from publisher.store.console import ConsoleMixin, ConsoleSession
 from publisher.store.directory import DirectoryMixin, SubscriberFilter
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
+from publisher.store.events import SubscriberEventsMixin
 from publisher.store.issues import (
     BOUNCED,
     DELIVERY_STATES,
@@ -67,6 +72,7 @@ from publisher.store.sources import FEEDS_STATE, FeedIndexRow, SourcesMixin
 from publisher.store.subscribers import ACTIVE, SubscribersMixin
 from publisher.store.suppressions import SuppressionsMixin
 from publisher.store.tokens import TokensMixin
+from publisher.store.webhooks import WebhooksMixin
 from publisher.store.workers import WorkersMixin
 
 __all__ = [
@@ -115,6 +121,8 @@ class Store(
     MonitoringMixin,
     DirectoryMixin,
     RecordsMixin,
+    SubscriberEventsMixin,
+    WebhooksMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, insert, select, update
 
+from publisher.store.events import locked_status
+from publisher.store.outbox import Routes, emit, status_changed, subscriber_data
 from publisher.store.schema import bounce_events, subscribers
 
 
@@ -18,6 +20,7 @@ class BouncesMixin:
     """Recording bounces (mixed into :class:`publisher.store.Store`)."""
 
     engine: Engine
+    webhook_routes: Routes
 
     def record_bounce(
         self,
@@ -59,6 +62,7 @@ class BouncesMixin:
             )
             if sub_id is None:
                 return "unknown"
+            verdict = "bounced"
             if kind == "soft":
                 recent = conn.scalar(
                     select(func.count())
@@ -69,11 +73,21 @@ class BouncesMixin:
                         bounce_events.c.occurred_at >= now - soft_window,
                     )
                 )
-                if (recent or 0) < soft_limit:
-                    return "counted"
-            conn.execute(
-                update(subscribers)
-                .where(subscribers.c.id == sub_id, subscribers.c.status != "bounced")
-                .values(status="bounced", updated_at=now)
-            )
-            return "bounced"
+                verdict = "counted" if (recent or 0) < soft_limit else "bounced"
+            if verdict == "bounced":
+                before = locked_status(conn, sub_id)
+                conn.execute(
+                    update(subscribers)
+                    .where(subscribers.c.id == sub_id, subscribers.c.status != "bounced")
+                    .values(status="bounced", updated_at=now)
+                )
+                status_changed(conn, self.webhook_routes, sub_id, before, "bounced", "bounce", now)
+            if self.webhook_routes.get("delivery.bounced"):
+                data = {
+                    "email": email, "kind": kind, "status": status, "diagnostic": diagnostic,
+                    "occurred_at": occurred_at.isoformat(), "issue_id": None, "source": "report",
+                    "subscriber_marked_bounced": verdict == "bounced",
+                    "subscriber": subscriber_data(conn, sub_id),
+                }  # fmt: skip
+                emit(conn, self.webhook_routes, "delivery.bounced", data, now, sub_id)
+            return verdict

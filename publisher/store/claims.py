@@ -17,6 +17,7 @@ record are returned so it can report them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select, update
 
 from publisher.models import Recipient, SendOutcome
+from publisher.store.events import record_many
+from publisher.store.outbox import Routes, emit, subscriber_data
 from publisher.store.schema import deliveries, issues, subscribers
 
 ACTIVE = "active"
@@ -40,6 +43,7 @@ class ClaimsMixin:
     """The claim/record half of :class:`publisher.store.Store` (needs ``self.engine``)."""
 
     engine: Any
+    webhook_routes: Routes
 
     def claim_batch(
         self,
@@ -257,16 +261,7 @@ class ClaimsMixin:
                     if outcome.bounce:
                         bounced.append(outcome.delivery_id)
             if bounced:
-                # "No such user": the address is dead; the subscriber gets nothing more.
-                conn.execute(
-                    update(subscribers)
-                    .where(
-                        subscribers.c.id.in_(
-                            select(deliveries.c.subscriber_id).where(deliveries.c.id.in_(bounced))
-                        )
-                    )
-                    .values(status=BOUNCED, updated_at=now)
-                )
+                _mark_bounced(conn, bounced, now, self.webhook_routes)
         return {o.delivery_id for o, _ in outcomes} - recorded
 
     def settle_dead_claims(
@@ -297,6 +292,54 @@ class ClaimsMixin:
                 where.append(~deliveries.c.id.in_(keep))
             released = _release(conn, *where, now=now)
         return len(outcomes) - len(lost), released
+
+
+def _mark_bounced(
+    conn: Connection, delivery_ids: list[int], now: datetime, routes: Routes
+) -> None:
+    """"No such user": the address is dead; its subscriber gets nothing more. The change of
+    status, and a ``delivery.bounced`` webhook event per delivery, are written in the same
+    transaction."""
+    dead = (
+        select(subscribers.c.id, subscribers.c.status)
+        .where(
+            subscribers.c.id.in_(
+                select(deliveries.c.subscriber_id).where(deliveries.c.id.in_(delivery_ids))
+            ),
+            subscribers.c.status != BOUNCED,
+        )
+        .with_for_update()
+    )
+    before = conn.execute(dead).all()
+    if before:
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id.in_([r.id for r in before]))
+            .values(status=BOUNCED, updated_at=now)
+        )
+        record_many(conn, [(r.id, r.status, BOUNCED) for r in before], "bounce", now)
+    if routes.get("delivery.bounced"):
+        _announce_bounces(conn, delivery_ids, now, routes)
+
+
+def _announce_bounces(
+    conn: Connection, delivery_ids: list[int], now: datetime, routes: Routes
+) -> None:
+    rows = conn.execute(
+        select(deliveries.c.issue_id, deliveries.c.subscriber_id, deliveries.c.last_reply)
+        .where(deliveries.c.id.in_(delivery_ids))
+        .order_by(deliveries.c.id)
+    ).all()
+    for row in rows:
+        reply = row.last_reply or ""
+        code = re.search(r"\b5\.\d{1,3}\.\d{1,3}\b", reply)
+        subscriber = subscriber_data(conn, row.subscriber_id)
+        data = {
+            "email": subscriber["email"], "kind": "hard", "status": code.group(0) if code else "",
+            "diagnostic": reply, "occurred_at": now.isoformat(), "issue_id": row.issue_id,
+            "source": "smtp", "subscriber_marked_bounced": True, "subscriber": subscriber,
+        }  # fmt: skip
+        emit(conn, routes, "delivery.bounced", data, now, row.subscriber_id)
 
 
 def _release(conn: Connection, *where: Any, now: datetime) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.models import Issue
+from publisher.store.outbox import Routes, issue_changed
 from publisher.store.rows import issue_from_row
 from publisher.store.schema import deliveries, issue_articles, issues, settings
 
@@ -43,6 +44,7 @@ class IssuesMixin:
     """Issues and ledger reads (mixed into :class:`publisher.store.Store`)."""
 
     engine: Engine
+    webhook_routes: Routes
 
     # -- issues ----------------------------------------------------------------------
 
@@ -131,11 +133,13 @@ class IssuesMixin:
         with self.engine.connect() as conn:
             return conn.scalar(select(issues.c.cadence).where(issues.c.id == issue_id))
 
-    def finish_issue_if_done(self, issue_id: int) -> bool:
+    def finish_issue_if_done(self, issue_id: int, now: datetime | None = None) -> bool:
         """Mark the issue ``sent`` once no delivery is queued or sending; return whether it is.
 
         A paused issue with deliveries still queued stays paused; one whose last messages
         (those in flight when it was paused) went out is done, and becomes ``sent`` too.
+        The call that finishes it queues ``issue.sent`` (``now`` dates it; required when a
+        webhook wants the event).
         """
         with self.engine.begin() as conn:
             pending = conn.scalar(
@@ -149,11 +153,13 @@ class IssuesMixin:
             if pending:
                 return False
             # Only a sending (or paused) issue becomes sent: a cancelled one stays cancelled.
-            conn.execute(
+            done = conn.execute(
                 update(issues)
                 .where(issues.c.id == issue_id, issues.c.status.in_(("sending", "paused")))
                 .values(status="sent")
             )
+            if done.rowcount:  # this call finished it: one ``issue.sent``, however many ask
+                issue_changed(conn, self.webhook_routes, "issue.sent", issue_id, now)
             return True
 
     # -- the ledger ------------------------------------------------------------------

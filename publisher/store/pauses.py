@@ -15,11 +15,13 @@ pause racing a cancel, a second pause or a finishing sender has one outcome.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, select, update
 
 from publisher.models import Issue
 from publisher.store.issues import with_articles
+from publisher.store.outbox import Routes, issue_changed
 from publisher.store.schema import deliveries, issues
 
 PAUSED = "paused"
@@ -55,12 +57,14 @@ class PausesMixin:
     """Pause and resume (mixed into :class:`publisher.store.Store`)."""
 
     engine: Engine
+    webhook_routes: Routes
 
-    def pause_issue(self, issue_id: int) -> PauseChange:
+    def pause_issue(self, issue_id: int, now: datetime | None = None) -> PauseChange:
         """Pause a ``sending`` issue that still has deliveries queued or in flight.
 
         Any other issue is left as it is; the returned ``before`` says why (``paused``,
-        ``sent``, ``cancelled``, or ``sending`` with nothing left).
+        ``sent``, ``cancelled``, or ``sending`` with nothing left). A pause queues
+        ``issue.paused`` (dated ``now``, required when a webhook wants it).
         """
         with self.engine.begin() as conn:
             before = _locked_status(conn, issue_id)
@@ -70,10 +74,13 @@ class PausesMixin:
             changed = before == "sending" and bool(queued or sending)
             if changed:
                 conn.execute(update(issues).where(issues.c.id == issue_id).values(status=PAUSED))
+                issue_changed(conn, self.webhook_routes, "issue.paused", issue_id, now,
+                              queued=queued, sending=sending)  # fmt: skip
             return PauseChange(before, changed, queued, sending)
 
-    def resume_issue(self, issue_id: int) -> PauseChange:
-        """Make a paused issue ``sending`` again (``sent`` if nothing is left to send).
+    def resume_issue(self, issue_id: int, now: datetime | None = None) -> PauseChange:
+        """Make a paused issue ``sending`` again (``sent`` if nothing is left to send, which
+        queues ``issue.sent``, dated ``now``).
 
         An issue that is not paused is left as it is.
         """
@@ -87,6 +94,8 @@ class PausesMixin:
             # Everything went out while it was paused (the messages in flight): it is done.
             after = "sending" if queued or sending else "sent"
             conn.execute(update(issues).where(issues.c.id == issue_id).values(status=after))
+            if after == "sent":
+                issue_changed(conn, self.webhook_routes, "issue.sent", issue_id, now)
             return PauseChange(before, True, queued, sending)
 
     def issue_status(self, issue_id: int) -> str | None:

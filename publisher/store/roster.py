@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
+from publisher.store.events import locked_status, record_many
+from publisher.store.outbox import Routes, emit, status_changed, subscriber_data
 from publisher.store.schema import UTCDateTime, issues, subscribers, subscriptions, suppressions
 from publisher.store.suppressions import Suppression
 
@@ -190,6 +192,7 @@ class SubscriberAdmin:
     """Store methods for the ``subscribers`` commands (mixed into Store)."""
 
     engine: Engine
+    webhook_routes: Routes
 
     # -- bulk import -------------------------------------------------------------------
 
@@ -221,6 +224,10 @@ class SubscriberAdmin:
                     candidates.append(group)
             ids = _INSERT_NEW[conn.dialect.name](conn, candidates, _db_time(conn, now))
             result.created = [g.email for g in candidates if g.email in ids]
+            record_many(
+                conn, [(ids[g.email], None, g.status) for g in candidates if g.email in ids],
+                "import", now,
+            )  # fmt: skip
             result.present = [g.email for g in candidates if g.email not in ids]
             again = [g.email for g in groups if g.email in created_here]
             ids.update(self._existing_ids(conn, again))
@@ -248,7 +255,18 @@ class SubscriberAdmin:
                 "subscriber_id, digest_id",
             )
             result.subscriptions = len(rows)
+            self._announce(conn, [ids[g.email] for g in candidates if g.email in ids and
+                                  g.status == "active"], now)  # fmt: skip
         return result
+
+    def _announce(self, conn: Connection, created: Sequence[int], now: datetime) -> None:
+        """``subscriber.created`` for each address an import made active (when a hook wants it)."""
+        if not self.webhook_routes.get("subscriber.created"):
+            return
+        for sub_id in created:
+            data = {"subscriber": subscriber_data(conn, sub_id), "previous_status": None,
+                    "digest": None, "source": "import"}  # fmt: skip
+            emit(conn, self.webhook_routes, "subscriber.created", data, now, sub_id)
 
     def _existing_ids(self, conn: Connection, emails: Sequence[str]) -> dict[str, int]:
         return dict(_lookup(conn, "SELECT email, id FROM subscribers", "email", emails))
@@ -296,14 +314,17 @@ class SubscriberAdmin:
                 .values(name=name, updated_at=now)
             )
 
-    def reactivate(self, subscriber_id: int, now: datetime) -> None:
+    def reactivate(self, subscriber_id: int, now: datetime, *, source: str = "cli") -> None:
         """Make a subscriber active again (the operator passed ``--reactivate``)."""
         with self.engine.begin() as conn:
+            before = locked_status(conn, subscriber_id)
             conn.execute(
                 update(subscribers)
                 .where(subscribers.c.id == subscriber_id)
                 .values(status="active", updated_at=now)
             )
+            if before is not None:
+                status_changed(conn, self.webhook_routes, subscriber_id, before, "active", source, now)
 
     def subscription_listing(self, status: str | None = None) -> Iterator[SubscriptionRow]:
         """Every subscription with its subscriber (one row with no digest for a subscriber

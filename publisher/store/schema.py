@@ -371,3 +371,80 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
+
+# Subscriber status changes (0013), in the change's transaction (old_status NULL: created;
+# digest_id set: one subscription ended; source: web, cli, api, import, bounce, ...).
+subscriber_events = Table(
+    "subscriber_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, nullable=False),
+    Column("digest_id", String(100)),
+    Column("at", UTCDateTime, nullable=False),
+    Column("old_status", String(20)),
+    Column("new_status", String(20), nullable=False),
+    Column("source", String(20), nullable=False),
+    Index("ix_subscriber_events_at", "at"),
+    Index("ix_subscriber_events_subscriber", "subscriber_id", "id"),
+)
+
+# Outgoing webhooks (0014): the outbox of events (in their cause's transaction), one delivery
+# per (hook, event), each hook's state (on, or off after failures) and every POST made.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", String(40), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("subscriber_id", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("event_id", name="uq_webhook_events_event_id"),
+    Index("ix_webhook_events_created_at", "created_at"),
+    Index("ix_webhook_events_subscriber", "subscriber_id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("hook", String(100), nullable=False),
+    Column("event_id", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # pending | delivered | failed | dropped
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("last_code", Integer),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("hook", "event_id", name="uq_webhook_deliveries_hook_event"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+webhook_hooks = Table(
+    "webhook_hooks",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("enabled", Integer, nullable=False, default=1),
+    Column("failures", Integer, nullable=False, default=0),  # failed attempts in a row
+    Column("disabled_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("last_failure_at", UTCDateTime),
+    Column("last_error", Text, nullable=False, default=""),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("hook", String(100), nullable=False),
+    Column("event_id", String(40), nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text, nullable=False, default=""),
+    Column("duration_ms", Integer, nullable=False, default=0),
+    Index("ix_webhook_attempts_at", "at"),
+)

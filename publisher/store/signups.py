@@ -19,6 +19,8 @@ from sqlalchemy import Engine, insert, select, update
 
 from publisher.models import Subscriber
 from publisher.store.engine import read_setting
+from publisher.store.events import locked_status
+from publisher.store.outbox import Routes, status_changed
 from publisher.store.rows import json_list
 from publisher.store.schema import signups, subscribers, subscriptions, suppressions
 from publisher.store.subscribers import ACTIVE, load_subscriber
@@ -28,6 +30,7 @@ class SignupsMixin:
     """Sign-up requests and the signing secret (mixed into :class:`publisher.store.Store`)."""
 
     engine: Engine
+    webhook_routes: Routes
 
     def signing_secret(self) -> str:
         """The secret generated for this store when no ``[web] secret_env`` is set."""
@@ -43,6 +46,8 @@ class SignupsMixin:
         tags: Sequence[str],
         nonce: str,
         now: datetime,
+        *,
+        source: str = "web",
     ) -> Subscriber:
         """Record a sign-up request waiting for confirmation; return the subscriber.
 
@@ -58,6 +63,7 @@ class SignupsMixin:
                         email=email, name=name, status="pending", created_at=now, updated_at=now
                     )
                 ).inserted_primary_key[0]
+                status_changed(conn, self.webhook_routes, sub_id, None, "pending", source, now)
             conn.execute(signups.delete().where(signups.c.subscriber_id == sub_id))
             conn.execute(
                 insert(signups).values(
@@ -106,6 +112,7 @@ class SignupsMixin:
             values: dict[str, Any] = {"status": ACTIVE, "updated_at": now}
             if row.name:
                 values["name"] = row.name
+            before = locked_status(conn, subscriber_id)
             conn.execute(
                 update(subscribers).where(subscribers.c.id == subscriber_id).values(**values)
             )
@@ -138,4 +145,5 @@ class SignupsMixin:
                     )
             conn.execute(signups.delete().where(signups.c.subscriber_id == subscriber_id))
             conn.execute(suppressions.delete().where(suppressions.c.email_hash == email_hash))
+            status_changed(conn, self.webhook_routes, subscriber_id, before, ACTIVE, "web", now)
             return load_subscriber(conn, subscriber_id)

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from publisher.errors import SubscriberError
 from publisher.models import Subscriber
+from publisher.store.outbox import Routes, forget_subscriber_events, status_changed
 from publisher.store.rows import json_list
 from publisher.store.schema import (
     bounce_events,
@@ -88,6 +89,7 @@ class SubscribersMixin:
     """Subscribers, their subscriptions and erasure (mixed into :class:`publisher.store.Store`)."""
 
     engine: Engine
+    webhook_routes: Routes
 
     def add_subscriber(
         self,
@@ -99,16 +101,20 @@ class SubscribersMixin:
         status: str = ACTIVE,
         reactivate: bool = True,
         tags: Sequence[str] = (),
+        source: str = "cli",
     ) -> tuple[Subscriber, bool]:
         """Add a subscriber with subscriptions; return it and whether it is new.
 
         An existing address keeps its row. With ``reactivate`` (an operator's explicit add)
         it becomes active again and gains the digests; without it (an import), it is left
-        exactly as it is, so a bulk import never re-subscribes someone who left.
+        exactly as it is, so a bulk import never re-subscribes someone who left. ``source``
+        (cli, api, ...) is recorded with the status change.
         """
         digests = list(dict.fromkeys(digests))
         with self.engine.begin() as conn:
-            row = conn.execute(select(subscribers).where(subscribers.c.email == email)).first()
+            row = conn.execute(
+                select(subscribers).where(subscribers.c.email == email).with_for_update()
+            ).first()
             created = row is None
             if created:
                 sub_id = conn.execute(
@@ -134,6 +140,9 @@ class SubscribersMixin:
             for digest_id in digests:
                 if digest_id not in have:
                     add_subscription(conn, sub_id, digest_id, now, tags)
+            # After the digests: the event carries them.
+            before = None if row is None else row.status
+            status_changed(conn, self.webhook_routes, sub_id, before, status, source, now)
             return load_subscriber(conn, sub_id), created
 
     def list_subscribers(self, status: str | None = None) -> Iterator[Subscriber]:
@@ -158,18 +167,25 @@ class SubscribersMixin:
             found = conn.scalar(select(subscribers.c.id).where(subscribers.c.id == subscriber_id))
             return None if found is None else load_subscriber(conn, found)
 
-    def set_subscriber_status(self, email: str, status: str, now: datetime) -> Subscriber:
+    def set_subscriber_status(
+        self, email: str, status: str, now: datetime, *, source: str = "cli"
+    ) -> Subscriber:
         """Change a subscriber's status (``remove`` sets ``unsubscribed``)."""
         with self.engine.begin() as conn:
-            sub_id = conn.scalar(select(subscribers.c.id).where(subscribers.c.email == email))
-            if sub_id is None:
+            row = conn.execute(
+                select(subscribers.c.id, subscribers.c.status)
+                .where(subscribers.c.email == email)
+                .with_for_update()
+            ).first()
+            if row is None:
                 raise SubscriberError(f"no subscriber with address {email!r}")
             conn.execute(
                 update(subscribers)
-                .where(subscribers.c.id == sub_id)
+                .where(subscribers.c.id == row.id)
                 .values(status=status, updated_at=now)
             )
-            return load_subscriber(conn, sub_id)
+            status_changed(conn, self.webhook_routes, row.id, row.status, status, source, now)
+            return load_subscriber(conn, row.id)
 
     def count_recipients(self, digest_id: str) -> int:
         """How many active subscribers a new issue of ``digest_id`` would go to."""
@@ -188,20 +204,23 @@ class SubscribersMixin:
             )
 
     def unsubscribe(
-        self, subscriber_id: int, digest_id: str | None, now: datetime
+        self, subscriber_id: int, digest_id: str | None, now: datetime, *, source: str = "web"
     ) -> Subscriber | None:
         """Unsubscribe from one digest, or (``digest_id`` None) from everything; idempotent.
 
         Queued deliveries that the change rules out are skipped in the same transaction.
         Leaving the last digest is leaving everything. None for an unknown subscriber.
+        ``source`` (web, cli, api, complaint) is recorded with the change.
         """
         with self.engine.begin() as conn:
-            row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+            row = conn.execute(
+                select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
+            ).first()
             if row is None:
                 return None
             leave_all = digest_id is None
             if digest_id is not None:
-                conn.execute(
+                gone = conn.execute(
                     subscriptions.delete().where(
                         subscriptions.c.subscriber_id == subscriber_id,
                         subscriptions.c.digest_id == digest_id,
@@ -214,6 +233,11 @@ class SubscribersMixin:
                     .where(subscriptions.c.subscriber_id == subscriber_id)
                 )
                 leave_all = not left
+                if gone.rowcount:  # leaving the last one is leaving everything: one event
+                    status_changed(
+                        conn, self.webhook_routes, subscriber_id, ACTIVE, "unsubscribed",
+                        source, now, digest_id, notify=not leave_all,
+                    )  # fmt: skip
             if leave_all:
                 if row.status in (ACTIVE, "pending"):
                     conn.execute(
@@ -221,6 +245,15 @@ class SubscribersMixin:
                         .where(subscribers.c.id == subscriber_id)
                         .values(status="unsubscribed", updated_at=now)
                     )
+                    status_changed(
+                        conn, self.webhook_routes, subscriber_id, row.status, "unsubscribed",
+                        source, now,
+                    )  # fmt: skip
+                elif source == "complaint":  # they had left already: the complaint still counts
+                    status_changed(
+                        conn, self.webhook_routes, subscriber_id, row.status, row.status,
+                        source, now,
+                    )  # fmt: skip
                 conn.execute(signups.delete().where(signups.c.subscriber_id == subscriber_id))
                 skip_queued(conn, subscriber_id, None, now)
             return load_subscriber(conn, subscriber_id)
@@ -250,6 +283,8 @@ class SubscribersMixin:
         digests: Sequence[str] | None,
         tags: Sequence[str],
         now: datetime,
+        *,
+        source: str = "web",
     ) -> Subscriber | None:
         """Set a subscriber's name, tags and (``digests`` not None) digests.
 
@@ -257,7 +292,9 @@ class SubscribersMixin:
         unsubscribing from everything. None for an unknown or erased subscriber.
         """
         with self.engine.begin() as conn:
-            row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+            row = conn.execute(
+                select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
+            ).first()
             if row is None or row.status == "erased":
                 return None
             values: dict[str, Any] = {"name": name, "updated_at": now}
@@ -269,12 +306,21 @@ class SubscribersMixin:
                 if gone:
                     conn.execute(subscriptions.delete().where(mine, subscriptions.c.digest_id.in_(gone)))
                     skip_queued(conn, subscriber_id, gone, now)
+                    for digest_id in gone:
+                        status_changed(
+                            conn, self.webhook_routes, subscriber_id, ACTIVE, "unsubscribed",
+                            source, now, digest_id, notify=bool(wanted),
+                        )  # fmt: skip
                 for digest_id in wanted:
                     if digest_id not in have:
                         add_subscription(conn, subscriber_id, digest_id, now)
                 if not wanted and row.status in (ACTIVE, "pending"):
                     values["status"] = "unsubscribed"
                     skip_queued(conn, subscriber_id, None, now)
+                    status_changed(
+                        conn, self.webhook_routes, subscriber_id, row.status, "unsubscribed",
+                        source, now,
+                    )  # fmt: skip
             conn.execute(update(subscriptions).where(mine).values(tags=json.dumps(list(tags))))
             conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
             return load_subscriber(conn, subscriber_id)
@@ -304,7 +350,9 @@ class SubscribersMixin:
         the address too. Only ``email_hash`` is kept, in the suppression list.
         """
         with self.engine.begin() as conn:
-            row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+            row = conn.execute(
+                select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
+            ).first()
             if row is None:
                 return False
             if row.status == "erased":
@@ -328,6 +376,10 @@ class SubscribersMixin:
                 .where(subscribers.c.id == subscriber_id)
                 .values(email=placeholder, name="", status="erased", updated_at=now)
             )
+            status_changed(
+                conn, self.webhook_routes, subscriber_id, row.status, "erased", "erasure", now
+            )
+            forget_subscriber_events(conn, subscriber_id)
             if not conn.scalar(
                 select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
             ):

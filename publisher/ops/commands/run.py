@@ -33,7 +33,8 @@ from publisher.ops.common import (
 def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
     """Collect, write feeds and send every due digest.
 
-    With --once: one cycle, a summary, then exit (non-zero if a digest failed). Without:
+    With --once: one cycle (and one pass of due [[webhooks]] events), a summary, then exit
+    (non-zero if a digest failed). Without:
     a daemon that schedules each digest's cron in its time zone (read as crontab reads
     it: 0 and 7 are Sunday) until SIGTERM/SIGINT. At start it sends each digest's latest
     period if it fired within [schedule] catch_up, and logs every job's next fire time;
@@ -62,6 +63,11 @@ def run(ctx: click.Context, once: bool, collect_every: str | None) -> None:
     _print_feeds(report.feeds)
     for send_report in report.sends:
         _print_send(app, send_report)
+    if app.config.webhooks:
+        from publisher.ops.commands.webhooks import pass_line
+        from publisher.services import webhooks
+
+        click.echo(f"webhooks  {pass_line(webhooks.deliver_due(app))}")
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
     sent = sum(r.sent for r in report.sends)

@@ -30,15 +30,24 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
     relay that keeps failing is marked unhealthy for every worker; mail moves to the next.
     Paused issues are passed by (`publisher issues resume` lets them go); an issue paused
     while a worker sends it is left within about a second, its rest still queued.
+    Due [[webhooks]] events are delivered meanwhile (and once more before --until-idle exits).
     """
+    from publisher.ops.commands.webhooks import pass_line
     from publisher.ops.progress import attached
+    from publisher.ops.webhook_pump import webhook_pump
     from publisher.ops.worker import run_worker, stop_on_signals
-    from publisher.services import sending
+    from publisher.services import sending, webhooks
 
     app = _app(ctx)
     logging.getLogger("publisher").setLevel(logging.INFO)
     with stop_on_signals() as stop, attached(app, sys.stderr), sending.sender_session(app, "worker"):
-        report = run_worker(app, stop, until_idle=until_idle, poll_seconds=poll)
+        with webhook_pump(app, stop, poll_seconds=poll):
+            report = run_worker(app, stop, until_idle=until_idle, poll_seconds=poll)
+        if until_idle and not stop.is_set():
+            # The events of this run (issue.sent, bounces) go out before it exits.
+            hooks = webhooks.deliver_due(app, stop=stop)
+            if hooks.attempts:
+                click.echo(f"webhooks  {pass_line(hooks)}")
     line = (
         f"worker    {report.sent} sent, {report.failed} failed, {report.bounced} bounced, "
         f"{report.retrying} to retry, over {len(report.issues)} issue(s)"

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_idempotency"
-down_revision = "0012_monitoring"
+down_revision = "0014_webhooks"
 branch_labels = None
 depends_on = None
 
