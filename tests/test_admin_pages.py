@@ -57,6 +57,15 @@ max_upload_mb = 1
 name = "wire"
 type = "feed"
 url = "http://127.0.0.1:9/feed.xml"
+
+[[webhooks]]
+name = "crm"
+url = "http://127.0.0.1:9/hooks"
+events = ["subscriber.unsubscribed"]
+secret_env = "PUBLISHER_TEST_SECRET"
+timeout = 2
+retries = ["1s"]
+max_failures = 2
 """
 OPERATORS = {"admin@example.org": "admin", "editor@example.org": "editor", "viewer@example.org": "viewer"}
 
@@ -110,6 +119,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     run_cli(config, "subscribers", "import", "people.csv")
     run_cli(config, "send", "daily")
+    # A hook whose receiver is down: two failed POSTs in a row turn it off.
+    run_cli(config, "subscribers", "remove", "p100@example.org")
+    run_cli(config, "webhooks", "deliver", check=False)
+    time.sleep(1.2)
+    run_cli(config, "webhooks", "deliver", check=False)
     for email, role in OPERATORS.items():
         run_cli(config, "operators", "add", email, "--role", role, "--password-stdin", input=PASSWORD)
     store = Store.open(f"sqlite:///{folder / 'publisher.db'}")
@@ -393,6 +407,29 @@ def test_digests_and_sources_page(site: Site) -> None:
     assert "wire" in sources and "failing" in sources
 
 
+def test_webhooks_page_shows_state_and_attempts(site: Site, browser) -> None:  # type: ignore[no-untyped-def]
+    viewer = session(site, "viewer@example.org")
+    text = " ".join(re.sub(r"<[^>]+>", " ", viewer.get("/admin/webhooks").text).split())
+    assert "crm http://127.0.0.1:9/hooks subscriber.unsubscribed off since" in text
+    assert text.count("subscriber.unsubscribed") >= 3  # the hook's events and its two attempts
+    assert "Turn back on" not in text  # admins only
+    assert viewer.get("/admin/webhooks/crm/enable").status_code == 403
+    admin = session(site, "admin@example.org")
+    assert "Turn back on" in admin.get("/admin/webhooks").text
+    confirm = admin.get("/admin/webhooks/crm/enable")
+    token = re.search(r'name="csrf" value="([^"]+)"', confirm.text)
+    assert confirm.status_code == 200 and token
+    done = admin.post("/admin/webhooks/crm/enable", data={"csrf": token.group(1)})
+    assert done.status_code == 303 and "is%20on%20again" in done.headers["location"]
+    text = " ".join(re.sub(r"<[^>]+>", " ", admin.get("/admin/webhooks?hook=crm").text).split())
+    assert "subscriber.unsubscribed on 0" in text
+    page = logged_in(browser, site, "viewer@example.org")
+    submit(page, "nav >> text=Webhooks")
+    assert page.locator("#attempts tbody tr").count() == 2
+    no_sideways_scroll(page, "webhooks")
+    page.close()
+
+
 def test_audit_page_lists_the_actions(site: Site, browser) -> None:  # type: ignore[no-untyped-def]
     page = logged_in(browser, site, "viewer@example.org")
     submit(page, "nav >> text=Audit log")
@@ -401,6 +438,7 @@ def test_audit_page_lists_the_actions(site: Site, browser) -> None:  # type: ign
                    "subscriber.import", "subscriber.export"):  # fmt: skip
         assert action in log, action
     assert "editor@example.org" in log and "127.0.0.1" in log
+    assert "webhook.enable" in log and "admin@example.org" in log
     page.fill("#action", "subscriber.import")
     submit(page, "form[role=search] button")
     rows = page.locator("#audit tbody tr").all_inner_texts()

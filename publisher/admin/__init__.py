@@ -22,6 +22,7 @@ Modules:
 - ``imports``: the streamed CSV upload and the background import's progress page;
 - ``catalog``: digests (schedule, next send, window, last issues) and sources' health;
 - ``auditlog``: the audit log, filtered and keyset-paged, and its CSV export;
+- ``webhooks``: each outgoing webhook's state and its recent attempts; turning one back on;
 - ``assets``: ``/admin/static/`` (the script, the stylesheet, the vendored libraries).
 
 To add a page: write a module with a ``routes() -> list[BaseRoute]`` whose endpoints are
@@ -55,6 +56,7 @@ from . import (
     login,
     subscriber_actions,
     subscribers,
+    webhooks,
 )
 
 # Each module's routes, in order (a fixed path before a pattern that would also match it).
@@ -69,6 +71,7 @@ PAGES: list[Callable[[], list[BaseRoute]]] = [
     subscriber_actions.routes,
     catalog.routes,
     auditlog.routes,
+    webhooks.routes,
 ]
 
 

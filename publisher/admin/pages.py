@@ -52,6 +52,7 @@ NAV: list[NavItem] = [
     NavItem("subscribers", "Subscribers"),
     NavItem("digests", "Digests and sources"),
     NavItem("audit", "Audit log"),
+    NavItem("webhooks", "Webhooks"),
     NavItem("account", "Account"),
 ]
 
