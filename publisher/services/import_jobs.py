@@ -108,16 +108,20 @@ class ImportJobs:
                 log.exception("import %s (%s) failed", job.id, job.filename)
             # The temporary file's name means nothing to the operator; theirs does.
             job.error = str(exc).replace(str(path), job.filename)
-            job.finished_at, job.state = app.clock(), "failed"
-            record_audit(app, actor, "subscriber.import", job.filename, f"refused: {job.error}")
+            job.state = "failed"
+            self._finish(app, job, actor, f"refused: {job.error}")
             return
         finally:
             path.unlink(missing_ok=True)
-        job.finished_at = app.clock()
         job.added, job.present, job.subscriptions = report.added, report.present, report.subscriptions
         job.errors = report.errors
         job.state = "done"
-        record_audit(
-            app, actor, "subscriber.import", job.filename,
-            f"{report.added} added, {report.present} already present, {len(report.errors)} rejected",
-        )  # fmt: skip
+        self._finish(app, job, actor, f"{report.added} added, {report.present} already present, "
+                                      f"{len(report.errors)} rejected")  # fmt: skip
+
+    @staticmethod
+    def _finish(app: App, job: ImportJob, actor: Actor, detail: str) -> None:
+        try:
+            record_audit(app, actor, "subscriber.import", job.filename, detail)
+        finally:
+            job.finished_at = app.clock()  # last: a poller that sees it sees the whole result
