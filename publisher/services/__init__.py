@@ -29,4 +29,8 @@ it, never a door.
 - ``audit``: the :class:`~publisher.services.audit.Actor` of an action, audit entries.
 - ``monitoring``: the figures ``/metrics`` and ``status --json`` report (``figures``).
 - ``charts``: the dashboard series: subscribers by status per day, issues per week.
+- ``records``: a subscriber's deliveries, bounces and suppression; the filtered CSV export;
+- ``import_jobs``: CSV imports run in a background thread, with progress (the console);
+- ``auditlog``: the audit log read back: filters, keyset pages, CSV;
+- ``erasure``: erasing a subscriber at their request (audited).
 """
