@@ -8,36 +8,21 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from publisher.app import App, open_app
-from publisher.config import load
+from publisher.app import App
 from publisher.errors import PublisherError
 from publisher.services import auditlog, records, subscribers
 from publisher.services.audit import Actor, record_audit
 from publisher.services.auditlog import AuditFilter
 from publisher.services.import_jobs import ImportJobs
-from tests.conftest import write_config
-
-NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
-DIGESTS = (
-    '[[digests]]\nid = "daily"\ntitle = "Daily"\nschedule = "0 7 * * *"\ntimezone = "UTC"\n'
-    '[[digests]]\nid = "weekly"\ntitle = "Weekly"\nschedule = "0 7 * * 1"\ntimezone = "UTC"\n'
-)
+from tests.test_directory import NOW, app  # noqa: F401 - app: the directory tests' fixture
 
 
-@pytest.fixture
-def app(tmp_path: Path, store_url: str) -> App:
-    config = load(write_config(tmp_path, store_url=store_url, digests=DIGESTS))
-    app = open_app(config, clock=lambda: NOW)
-    yield app
-    app.store.close()
-
-
-def test_subscriber_record_has_deliveries_bounces_and_suppression(app: App) -> None:
+def test_subscriber_record_has_deliveries_bounces_and_suppression(app: App) -> None:  # noqa: F811
     subscribers.add(app, "ana@example.org", name="Ana", digests=["daily"], tags=["research"])
     subscribers.add(app, "bo@example.org", digests=["weekly"])
     ana = app.store.find_subscriber("ana@example.org")
@@ -56,7 +41,26 @@ def test_subscriber_record_has_deliveries_bounces_and_suppression(app: App) -> N
         records.subscriber_record(app, 999)
 
 
-def test_export_walks_every_page_once_with_the_filter(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_delivery_history_walks_issues_newest_first(app: App, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import publisher.store.records as store_records
+
+    monkeypatch.setattr(store_records, "_ISSUES", 2)  # several chunks of issues
+    subscribers.add(app, "ana@example.org", digests=["daily"])
+    subscribers.add(app, "bo@example.org", digests=["weekly"])
+    ana = app.store.find_subscriber("ana@example.org")
+    assert ana is not None
+    for day in range(1, 6):
+        for digest in ("daily", "weekly"):
+            issue, _ = app.store.create_issue(digest, f"2026-11-0{day}", f"{digest} {day}", [], NOW)
+            app.store.plan_deliveries(issue, NOW)
+    history = app.store.delivery_records(ana.id, limit=4)
+    assert [(d.digest_id, d.period, d.status) for d in history] == [
+        ("daily", f"2026-11-0{day}", "queued") for day in (5, 4, 3, 2)
+    ]
+    assert len(app.store.delivery_records(ana.id)) == 5
+
+
+def test_export_walks_every_page_once_with_the_filter(app: App, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     monkeypatch.setattr(records, "EXPORT_PAGE", 4)  # many pages from a small list
     for i in range(11):
         digests = ["daily", "weekly"] if i % 2 else ["daily"]
@@ -72,7 +76,7 @@ def test_export_walks_every_page_once_with_the_filter(app: App, monkeypatch: pyt
         records.export_lines(app, status="gone")  # refused before the first line
 
 
-def test_audit_filters_pages_and_export(app: App) -> None:
+def test_audit_filters_pages_and_export(app: App) -> None:  # noqa: F811
     for i in range(7):
         who = Actor("ed@example.org" if i % 2 else "cli:root", "192.0.2.1")
         record_audit(app, who, "subscriber.edit" if i < 5 else "issue.cancel", f"subscriber #{i} X{i}%")
@@ -91,7 +95,7 @@ def test_audit_filters_pages_and_export(app: App) -> None:
     assert [r[3] for r in lines[1:]] == ["issue.cancel", "issue.cancel"] and lines[1][6] == "192.0.2.1"
 
 
-def test_import_job_reports_progress_errors_and_audits(app: App, tmp_path: Path) -> None:
+def test_import_job_reports_progress_errors_and_audits(app: App, tmp_path: Path) -> None:  # noqa: F811
     upload = tmp_path / "upload-1234.csv"
     upload.write_text("email,name,digests\nnew@example.org,New,weekly\nbroken,Nope,daily\n", encoding="utf-8")
     jobs = ImportJobs()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.services import auditlog
@@ -20,6 +20,7 @@ from publisher.web.common import context, offload
 
 from . import pages
 from .auth import audit, require
+from .subscribers import csv_download
 
 PAGE_SIZE = 100
 
@@ -55,12 +56,7 @@ async def audit_csv(request: Request) -> Response:
     app = context(request).app
     described = ", ".join(f"{k}={v!r}" for k, v in vars(wanted).items() if v) or "everything"
     await audit(request, "audit.export", "audit log", described)
-    stamp = app.clock().strftime("%Y%m%d-%H%M%S")
-    return StreamingResponse(
-        auditlog.export_lines(app, wanted), media_type="text/csv; charset=utf-8",
-        headers={**pages.console_headers(),
-                 "Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'},
-    )  # fmt: skip
+    return csv_download(auditlog.export_lines(app, wanted), "audit", app.clock())
 
 
 def routes() -> list[BaseRoute]:

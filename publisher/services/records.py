@@ -47,7 +47,7 @@ def subscriber_record(app: App, subscriber_id: int, deliveries: int = 200) -> Su
         subscriber=subscriber,
         subscriptions=app.store.subscription_rows(subscriber_id),
         deliveries=app.store.delivery_records(subscriber_id, deliveries),
-        bounces=app.store.bounce_records(subscriber_id, subscriber.email),
+        bounces=app.store.bounce_records(subscriber.email),
         # An erased row holds a placeholder address: its hash would find nothing.
         suppression=None if erased else app.store.suppression(email_hash(subscriber.email)),
     )

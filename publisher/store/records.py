@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, select
 
 from publisher.store.rows import json_list
 from publisher.store.schema import bounce_events, deliveries, issues, subscriptions
+
+_ISSUES = 500  # issues looked up per query of a subscriber's history
 
 
 @dataclass(frozen=True)
@@ -50,33 +52,51 @@ class RecordsMixin:
     engine: Engine
 
     def delivery_records(self, subscriber_id: int, limit: int = 200) -> list[DeliveryRecord]:
-        """The subscriber's ``limit`` newest deliveries, newest first."""
-        query = (
-            select(
-                deliveries.c.issue_id, issues.c.digest_id, issues.c.period, issues.c.subject,
-                deliveries.c.status, deliveries.c.attempts, deliveries.c.last_reply,
-                deliveries.c.next_attempt_at, deliveries.c.sent_at, deliveries.c.updated_at,
-            )
-            .join(issues, issues.c.id == deliveries.c.issue_id)
-            .where(deliveries.c.subscriber_id == subscriber_id)
-            .order_by(deliveries.c.id.desc())
-            .limit(limit)
-        )  # fmt: skip
-        with self.engine.connect() as conn:
-            return [
-                DeliveryRecord(**{**row._mapping, "last_reply": row.last_reply or ""})
-                for row in conn.execute(query)
-            ]
+        """The subscriber's ``limit`` newest deliveries (by issue), newest first.
 
-    def bounce_records(self, subscriber_id: int, email: str, limit: int = 100) -> list[BounceRecord]:
-        """Bounce reports about the subscriber (by id, or by address for reports that came
-        before the row existed), newest first."""
+        The ledger has no index by subscriber alone (it would slow the planning of every
+        issue), so the issues are walked from the newest down, a chunk at a time, and the
+        subscriber's row of each is looked up on the unique (issue, subscriber) index:
+        never a scan of the ledger, however long it is.
+        """
+        found: list[DeliveryRecord] = []
+        before: int | None = None
+        with self.engine.connect() as conn:
+            while len(found) < limit:
+                query = select(issues.c.id, issues.c.digest_id, issues.c.period, issues.c.subject)
+                if before is not None:
+                    query = query.where(issues.c.id < before)
+                chunk = {r.id: r for r in conn.execute(query.order_by(issues.c.id.desc()).limit(_ISSUES))}
+                if not chunk:
+                    break
+                before = min(chunk)
+                rows = conn.execute(
+                    select(
+                        deliveries.c.issue_id, deliveries.c.status, deliveries.c.attempts,
+                        deliveries.c.last_reply, deliveries.c.next_attempt_at,
+                        deliveries.c.sent_at, deliveries.c.updated_at,
+                    ).where(deliveries.c.subscriber_id == subscriber_id,
+                            deliveries.c.issue_id.in_(list(chunk)))
+                ).all()  # fmt: skip
+                for row in sorted(rows, key=lambda r: -r.issue_id):
+                    issue = chunk[row.issue_id]
+                    found.append(DeliveryRecord(
+                        issue_id=row.issue_id, digest_id=issue.digest_id, period=issue.period,
+                        subject=issue.subject, status=row.status, attempts=row.attempts,
+                        last_reply=row.last_reply or "", next_attempt_at=row.next_attempt_at,
+                        sent_at=row.sent_at, updated_at=row.updated_at,
+                    ))  # fmt: skip
+        return found[:limit]
+
+    def bounce_records(self, email: str, limit: int = 100) -> list[BounceRecord]:
+        """Bounce reports about an address, newest first (on ``ix_bounce_events_email``;
+        erasure gives a subscriber's reports the row's placeholder address)."""
         query = (
             select(
                 bounce_events.c.kind, bounce_events.c.status, bounce_events.c.diagnostic,
                 bounce_events.c.occurred_at,
             )
-            .where(or_(bounce_events.c.subscriber_id == subscriber_id, bounce_events.c.email == email))
+            .where(bounce_events.c.email == email)
             .order_by(bounce_events.c.occurred_at.desc(), bounce_events.c.id.desc())
             .limit(limit)
         )  # fmt: skip
