@@ -392,7 +392,7 @@ def test_viewer_cannot_change_subscribers(site: Site) -> None:
     assert httpx.get(f"{site.url}/admin/subscribers", follow_redirects=False).status_code == 303
 
 
-def test_digests_and_sources_page(site: Site) -> None:
+def test_digests_and_sources_page(site: Site, browser) -> None:  # type: ignore[no-untyped-def]
     client = session(site, "viewer@example.org")
     page = client.get("/admin/digests")
     assert page.status_code == 200
@@ -405,6 +405,11 @@ def test_digests_and_sources_page(site: Site) -> None:
     sources = text[text.index("Sources"):]
     assert "newsroom" in sources and "healthy" in sources
     assert "wire" in sources and "failing" in sources
+    page = logged_in(browser, site, "viewer@example.org")
+    submit(page, "nav >> text=Digests and sources")
+    assert page.locator("#sources tr.bad").count() == 1
+    no_sideways_scroll(page, "digests")
+    page.close()
 
 
 def test_webhooks_page_shows_state_and_attempts(site: Site, browser) -> None:  # type: ignore[no-untyped-def]
