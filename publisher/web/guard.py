@@ -50,6 +50,13 @@ class GuardMiddleware:
         self.max_body = max_body
         self.streamed = tuple(streamed)  # the paths of endpoints marked streams_body
 
+    def _streams(self, scope: Scope) -> bool:
+        """Whether the request goes to an endpoint that reads its own body."""
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # servers that put the root path in front
+            path = path[len(root):]
+        return any(p.match(path) for p in self.streamed)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with headers added and the body checked."""
         if scope["type"] != "http":
@@ -64,7 +71,7 @@ class GuardMiddleware:
                 headers.setdefault("Content-Security-Policy", PAGE_CSP)
             await send(message)
 
-        if scope["method"] in BODY_METHODS and not any(p.match(scope["path"]) for p in self.streamed):
+        if scope["method"] in BODY_METHODS and not self._streams(scope):
             declared = dict(scope["headers"]).get(b"content-length")
             too_big = declared is not None and (
                 not declared.isdigit() or int(declared) > self.max_body
