@@ -18,6 +18,12 @@ Modules:
 - ``issues``: the issue list, an issue's page, its progress JSON and its preview;
 - ``actions``: test copy, send now, pause, resume, cancel, resend failed, each confirmed;
 - ``people``: operators (add, remove, reset 2FA) and API tokens (create, revoke), admins only;
+- ``subscribers``: the subscriber search (keyset pages), a subscriber's page, the CSV export;
+- ``subscriber_actions``: edit, unsubscribe and erase a subscriber, each confirmed;
+- ``imports``: the streamed CSV upload and the background import's progress page;
+- ``catalog``: digests (schedule, next send, window, last issues) and sources' health;
+- ``auditlog``: the audit log, filtered and keyset-paged, and its CSV export;
+- ``webhooks``: each outgoing webhook's state and its recent attempts; turning one back on;
 - ``assets``: ``/admin/static/`` (the script, the stylesheet, the vendored libraries).
 
 To add a page: write a module with a ``routes() -> list[BaseRoute]`` whose endpoints are
@@ -40,7 +46,20 @@ from starlette.routing import BaseRoute
 
 from publisher.config import Config
 
-from . import actions, assets, dashboard, issues, login, people
+from . import (
+    actions,
+    assets,
+    auditlog,
+    catalog,
+    dashboard,
+    imports,
+    issues,
+    login,
+    people,
+    subscriber_actions,
+    subscribers,
+    webhooks,
+)
 
 # Each module's routes, in order (a fixed path before a pattern that would also match it).
 PAGES: list[Callable[[], list[BaseRoute]]] = [
@@ -50,6 +69,12 @@ PAGES: list[Callable[[], list[BaseRoute]]] = [
     issues.routes,
     actions.routes,
     people.routes,
+    imports.routes,  # /admin/subscribers/import before /admin/subscribers/{id}
+    subscribers.routes,
+    subscriber_actions.routes,
+    catalog.routes,
+    auditlog.routes,
+    webhooks.routes,
 ]
 
 

@@ -49,6 +49,10 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("", "Dashboard"),
     NavItem("issues", "Issues"),
+    NavItem("subscribers", "Subscribers"),
+    NavItem("digests", "Digests and sources"),
+    NavItem("audit", "Audit log"),
+    NavItem("webhooks", "Webhooks"),
     NavItem("operators", "Operators", "admin"),
     NavItem("tokens", "API tokens", "admin"),
     NavItem("account", "Account"),

@@ -31,4 +31,8 @@ it, never a door.
 - ``charts``: the dashboard series: subscribers by status per day, issues per week.
 - ``webhooks``: outgoing webhooks: ``deliver_due`` (one dispatcher pass), ``hooks``,
   ``history``, ``enable``.
+- ``records``: a subscriber's deliveries, bounces and suppression; the filtered CSV export;
+- ``import_jobs``: CSV imports run in a background thread, with progress (the console);
+- ``auditlog``: the audit log read back: filters, keyset pages, CSV;
+- ``erasure``: erasing a subscriber at their request (audited).
 """

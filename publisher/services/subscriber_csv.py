@@ -214,9 +214,15 @@ def _uncell(value: str) -> str:
 
 def export_lines(rows: Iterator[Sequence[str]]) -> Iterator[str]:
     """CSV text in the export shape, one line at a time, safe to open in a spreadsheet."""
+    return csv_lines(_with_header(rows))
+
+
+def csv_lines(rows: Iterator[Sequence[str]]) -> Iterator[str]:
+    """Each row as a line of CSV text, cells that a spreadsheet would run as a formula
+    prefixed with a quote (the console's audit export writes its CSV with this too)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    for row in _with_header(rows):
+    for row in rows:
         writer.writerow([_cell(v) for v in row])
         yield buffer.getvalue()
         buffer.seek(0)

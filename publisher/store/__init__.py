@@ -36,6 +36,7 @@ hold one object while each module holds one part of the schema.
 - ``directory``: the subscriber search (filters, keyset pages) of the console and the API.
 - ``pages``: keyset pages of issues and articles, and a digest's totals, for the API.
 - ``idempotency``: the HTTP API's stored responses to POSTs with an ``Idempotency-Key``.
+- ``records``: one subscriber's deliveries and bounces, a page's subscriptions (console).
 - ``events``: subscriber status changes, recorded in each change's transaction and summed
   by day for the console's charts.
 - ``outbox``: webhook events, written in the transaction of what caused them;
@@ -67,6 +68,7 @@ from publisher.store.operators import OperatorsMixin
 from publisher.store.pages import PagesMixin
 from publisher.store.pauses import PAUSED, PauseChange, PausesMixin
 from publisher.store.planning import PlanningMixin
+from publisher.store.records import RecordsMixin
 from publisher.store.rollups import RollupsMixin
 from publisher.store.roster import SubscriberAdmin
 from publisher.store.signups import SignupsMixin
@@ -126,6 +128,7 @@ class Store(
     DirectoryMixin,
     PagesMixin,
     IdempotencyMixin,
+    RecordsMixin,
     SubscriberEventsMixin,
     WebhooksMixin,
 ):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from publisher.models import AuditEntry
 from publisher.store.schema_doors import audit_log
@@ -62,8 +62,11 @@ class AuditMixin:
         before_id: int | None = None,
         actor: str | None = None,
         action: str | None = None,
+        target: str | None = None,
     ) -> list[AuditEntry]:
-        """The newest entries first, ``limit`` at most, optionally of one actor or action.
+        """The newest entries first, ``limit`` at most, optionally of one actor or action
+        (``subscriber.`` with its dot: every action of that noun) and with ``target``
+        containing a text (any case).
 
         Pages by id (keyset): pass the last id of a page as ``before_id`` for the next one,
         so a page costs the same however long the log is.
@@ -73,8 +76,12 @@ class AuditMixin:
             query = query.where(audit_log.c.id < before_id)
         if actor is not None:
             query = query.where(audit_log.c.actor == actor)
-        if action is not None:
+        if action is not None and action.endswith("."):
+            query = query.where(audit_log.c.action.startswith(action, autoescape=True))
+        elif action is not None:
             query = query.where(audit_log.c.action == action)
+        if target:
+            query = query.where(func.lower(audit_log.c.target).contains(target.lower(), autoescape=True))
         with self.engine.connect() as conn:
             return [_entry(row) for row in conn.execute(query)]
 

@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from publisher.app import App
 from publisher.config import Config
 from publisher.web import confirm, health, preferences, static, subscribe, unsubscribe
 from publisher.web.common import WebContext, error_handlers
-from publisher.web.guard import GuardMiddleware
+from publisher.web.guard import STREAMS_BODY, GuardMiddleware
 
 # Each factory adds its routes to the app; append yours here.
 ROUTE_FACTORIES: list[Callable[[Config], list[BaseRoute]]] = [
@@ -54,10 +54,14 @@ def create_app(
     routes: list[BaseRoute] = [r for factory in ROUTE_FACTORIES for r in factory(config)]
     routes.extend(subscriber_routes())
     routes.extend(extra_routes)
+    # Uploads read their own bodies in chunks; the guard must not buffer them first.
+    streamed = [
+        r.path_regex for r in routes if isinstance(r, Route) and getattr(r.endpoint, STREAMS_BODY, False)
+    ]
     web = Starlette(
         routes=routes,
         middleware=[
-            Middleware(GuardMiddleware, max_body=config.web.max_body_bytes),
+            Middleware(GuardMiddleware, max_body=config.web.max_body_bytes, streamed=streamed),
             Middleware(GZipMiddleware, minimum_size=500),
         ],
         exception_handlers=error_handlers(),

@@ -2,10 +2,16 @@
 
 :class:`GuardMiddleware` adds ``nosniff``, ``no-referrer``, ``DENY`` framing, the
 same-origin opener policy and (unless the endpoint set its own) :data:`PAGE_CSP` to every
-response, and refuses request bodies over ``[web] max_body_bytes`` with 413 (as JSON to a JSON request).
+response, and refuses request bodies over ``[web] max_body_bytes`` with 413 (as JSON to a
+JSON request). An endpoint marked with :func:`streams_body` (a file upload) reads its body
+itself, in chunks, under a limit of its own: the guard leaves that body alone.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -22,6 +28,14 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+STREAMS_BODY = "streams_body"
+E = TypeVar("E", bound=Callable[..., Any])
+
+
+def streams_body(endpoint: E) -> E:
+    """Mark an endpoint that streams its own request body (and enforces its own cap)."""
+    setattr(endpoint, STREAMS_BODY, True)
+    return endpoint
 
 
 def too_large(scope: Scope, max_body: int) -> Response:
@@ -40,9 +54,17 @@ class GuardMiddleware:
     one is refused whether or not it declared its ``Content-Length``.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, streamed: Sequence[re.Pattern[str]] = ()) -> None:
         self.app = app
         self.max_body = max_body
+        self.streamed = tuple(streamed)  # the paths of endpoints marked streams_body
+
+    def _streams(self, scope: Scope) -> bool:
+        """Whether the request goes to an endpoint that reads its own body."""
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # servers that put the root path in front
+            path = path[len(root):]
+        return any(p.match(path) for p in self.streamed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with headers added and the body checked."""
@@ -58,7 +80,7 @@ class GuardMiddleware:
                 headers.setdefault("Content-Security-Policy", PAGE_CSP)
             await send(message)
 
-        if scope["method"] in BODY_METHODS:
+        if scope["method"] in BODY_METHODS and not self._streams(scope):
             declared = dict(scope["headers"]).get(b"content-length")
             too_big = declared is not None and (
                 not declared.isdigit() or int(declared) > self.max_body
