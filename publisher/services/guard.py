@@ -1,16 +1,18 @@
 """Auto-pause: an issue stops itself on a bad hard-bounce or complaint rate (store I/O).
 
 :func:`check_issue` is called by the sending loop (about once a second, and after every
-:data:`CHECK_EVERY` results, see :mod:`publisher.deliver.engine`) and whenever a bounce or a
+``CHECK_RESULTS`` results, see :mod:`publisher.deliver.engine`) and whenever a bounce or a
 complaint is recorded about a subscriber an open issue reached (:func:`after_signal`). Once
 the issue has ``pause_min_sent`` final outcomes (sent, failed, bounced), its rates
 (:meth:`publisher.store.Store.issue_signals`) are compared with the digest's thresholds; past
 one, the issue is paused with the operator's pause (queued deliveries kept), the reason is
 stored, a WARNING is logged and ``issue.paused`` carries the reason to webhooks.
 
-After an operator resumes it, the issue is paused again only when a rate gets worse than it
-was at the last auto-pause (and is still past its threshold): resuming says "I have seen
-these figures", so the same figures never stop it twice, but more bad news does.
+After an operator resumes it, the issue is paused again only when a rate gets clearly worse
+than at the last auto-pause: past its threshold *and* past :data:`REPAUSE_FACTOR` times its
+value then (a resume at 6% bounces re-pauses at 7.5%). Resuming says "I have seen these
+figures", so the same figures, give or take the noise of the next messages, never stop it
+twice, but more bad news does.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from publisher.store import Signals
 log = logging.getLogger("publisher.guard")
 
 COMPLAINT_WINDOW = timedelta(days=7)  # complaints count this long after the send
-CHECK_EVERY = 25  # the sending loop checks after this many new results, or once a second
+REPAUSE_FACTOR = 1.25  # after a resume, how much worse a rate must get to pause again
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def verdict(
     """The auto-pause reason for these figures, or None (pure).
 
     ``seen`` is the issue's previous auto-pause record: once resumed, a rate must pass both
-    its threshold and its value at that pause.
+    its threshold and :data:`REPAUSE_FACTOR` times its value at that pause.
     """
     if signals.final < limits.min_sent:
         return None
@@ -73,7 +75,7 @@ def verdict(
          limits.complaint_rate, "pause_complaint_rate", (seen or {}).get("complaint_seen", 0.0)),
     )  # fmt: skip
     for kind, label, rate, count, threshold, key, before in checks:
-        if rate > threshold and rate > before:
+        if rate > threshold and rate > before * REPAUSE_FACTOR:
             reason = (
                 f"{label} rate {_percent(rate)} ({count} of {signals.final}) passed "
                 f"{key} {_percent(threshold)}"
