@@ -18,7 +18,8 @@ from publisher.app import open_app
 from publisher.config import load
 from publisher.services import guard
 from publisher.store import Signals
-from tests.conftest import SmtpServer, run_cli, write_config
+from tests.conftest import SmtpServer, free_port, run_cli, write_config
+from tests.test_admin_pages import PASSWORD, Site, _serve, session, visible_text
 from tests.test_webhooks import ENV, Receiver, deliver, hook_config, receiver  # noqa: F401
 
 COUNT = 300
@@ -92,6 +93,7 @@ def test_a_tenth_refused_5_1_1_pauses_the_issue_and_a_resume_finishes_it(
     # rest went back to the queue.
     data = event["data"]
     assert data["queued"] <= counts["queued"] <= data["queued"] + data["sending"]
+    _console_shows(config, tmp_path, paused["reason"])
     # The operator resumes: the same figures do not pause it again; it finishes.
     run_cli(config, "issues", "resume", "1", env=ENV)
     worker = run_cli(config, "worker", "--until-idle", env=ENV)
@@ -102,6 +104,28 @@ def test_a_tenth_refused_5_1_1_pauses_the_issue_and_a_resume_finishes_it(
     status = json.loads(run_cli(config, "status", "--json", env=ENV).stdout)
     assert status["paused_issues"] == []
     assert len(smtp_server.handler.messages) == COUNT - COUNT // 10  # nothing went twice
+
+
+def _console_shows(config: Path, tmp_path: Path, reason: str) -> None:
+    """The console's dashboard and issue page (a real ``publisher serve``) say why."""
+    port = free_port()
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "https://news.example.org/mail", f"http://127.0.0.1:{port}"), encoding="utf-8")  # fmt: skip
+    run_cli(config, "operators", "add", "ops@example.org", "--role", "viewer", "--password-stdin",
+            input=PASSWORD)  # fmt: skip
+    (tmp_path / "tmp").mkdir()
+    process = _serve(config, port, tmp_path / "tmp")
+    try:
+        site = Site(config, f"http://127.0.0.1:{port}", tmp_path / "tmp")
+        client = session(site, "ops@example.org")
+        dashboard = visible_text(client, "/admin/")
+        assert "Issue #1 (daily" in dashboard and f"paused automatically: {reason}" in dashboard
+        page = visible_text(client, "/admin/issues/1")
+        assert f"Paused automatically: {reason}" in page
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
 
 
 def test_complaints_during_a_slow_send_pause_it(
