@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from publisher.app import open_app
@@ -166,3 +167,35 @@ def test_the_rule_after_a_resume_is_clearly_worse() -> None:
     assert again is not None and again["reason"].startswith("hard-bounce rate 8% (16 of 200)")
     complaint = guard.verdict(Signals(1000, 0, 2), limits, None)
     assert complaint is not None and complaint["kind"] == "complaint"
+
+
+def test_signals_count_dsn_hard_bounces_and_complaints_within_7_days(
+    tmp_path: Path, store_url: str
+) -> None:
+    config = write_config(tmp_path, store_url=store_url)
+    run_cli(config, "subscribers", "import", str(_people(tmp_path, 10)), now="2026-11-28T11:00:00Z")
+    run_cli(config, "collect", now="2026-11-28T11:00:00Z")
+    assert "10 sent" in run_cli(config, "send", "daily", now="2026-11-28T12:00:00Z").stdout
+    sent_at = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    app = open_app(load(config))
+    try:
+        store = app.store
+        assert store.issue_signals(1) == Signals(10, 0, 0)
+        # A DSN reported after the send counts as a hard bounce of this issue; a soft one not.
+        for email, kind in (("p0001@example.org", "hard"), ("p0002@example.org", "soft")):
+            store.record_bounce(email, kind, "5.1.1" if kind == "hard" else "4.2.2", "x",
+                                f"r-{email}", sent_at + timedelta(hours=1),
+                                sent_at + timedelta(hours=2), soft_limit=3,
+                                soft_window=timedelta(days=7))  # fmt: skip
+        # Complaints: one 2 days after the send counts, one 9 days after does not.
+        for email, days in (("p0003@example.org", 2), ("p0004@example.org", 9)):
+            sub = store.find_subscriber(email)
+            assert sub is not None
+            store.unsubscribe(sub.id, None, sent_at + timedelta(days=days), source="complaint")
+        signals = store.issue_signals(1)
+        assert signals == Signals(10, 1, 1)
+        assert signals.bounce_rate == 0.1 and signals.complaint_rate == 0.1
+        # 10 outcomes are fewer than pause_min_sent (100): no verdict, whatever the rates.
+        assert guard.check_issue(app, 1) is None and store.issue_status(1) == "sent"
+    finally:
+        app.store.close()

@@ -18,6 +18,8 @@ twice, but more bad news does.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,6 +30,7 @@ from publisher.store import Signals
 log = logging.getLogger("publisher.guard")
 
 COMPLAINT_WINDOW = timedelta(days=7)  # complaints count this long after the send
+MIN_GAP_SECONDS = 0.2  # the sending loop's checks of one issue, at most this often per process
 REPAUSE_FACTOR = 1.25  # after a resume, how much worse a rate must get to pause again
 
 
@@ -108,6 +111,26 @@ def check_issue(app: App, issue_id: int, digest_id: str | None = None) -> dict[s
         issue_id, digest_id, reason["reason"], change.queued, issue_id, issue_id,
     )  # fmt: skip
     return reason
+
+
+class IssueWatch:
+    """The sending loop's ``watch`` for one issue: :func:`check_issue`, at most every
+    :data:`MIN_GAP_SECONDS` per process, so a fast sender does not count a large issue's
+    ledger many times a second."""
+
+    def __init__(self, app: App, issue_id: int, digest_id: str) -> None:
+        self.app, self.issue_id, self.digest_id = app, issue_id, digest_id
+        self.last = float("-inf")
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        """Check the issue unless it was checked moments ago (by any sending thread)."""
+        with self.lock:
+            now = time.monotonic()
+            if now - self.last < MIN_GAP_SECONDS:
+                return
+            self.last = now
+        check_issue(self.app, self.issue_id, self.digest_id)
 
 
 def after_signal(app: App, subscriber_id: int) -> list[dict[str, Any]]:

@@ -83,7 +83,7 @@ def deliver_open_issue(
             sign=make_signer(config.delivery),
             progress=app.progress(issue) if app.progress else None,
             relay_rates={r.label: r.rate for r in config.relay_list},
-            watch=lambda: guard.check_issue(app, issue.id, issue.digest_id),
+            watch=guard.IssueWatch(app, issue.id, issue.digest_id),
         )
     report.sent, report.failed, report.retrying = result.sent, result.failed, result.retrying
     report.bounced, report.recovered = result.bounced, result.recovered
