@@ -15,6 +15,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+
 from publisher.app import open_app
 from publisher.config import load
 from publisher.services import guard
@@ -124,6 +126,10 @@ def _console_shows(config: Path, tmp_path: Path, reason: str) -> None:
         page = visible_text(client, "/admin/issues/1")
         assert f"Paused automatically: {reason}" in page
         client.close()
+        # The API's issue resource carries it too.
+        raw = run_cli(config, "tokens", "create", "reader", "--scope", "read").stdout.split()[0]
+        answer = httpx.get(f"{site.url}/api/v1/issues/1", headers={"Authorization": f"Bearer {raw}"})
+        assert answer.status_code == 200 and answer.json()["pause_reason"] == reason
     finally:
         process.terminate()
         process.wait(timeout=15)
