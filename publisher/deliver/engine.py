@@ -172,7 +172,7 @@ class IssueSend:
         self.base_url, self.make_token, self.clock = base_url, make_token, clock
         self.label, self.session, self.stop = label, session, stop
         self.halt = threading.Event()  # set when one thread failed: the others stop too
-        self.paused = threading.Event()  # set once the issue is seen paused by an operator
+        self.paused = threading.Event()  # set once the issue is seen paused (operator or guard)
         self.checked_at, self.unchecked, self.watch = time.monotonic(), 0, watch
         self.pacer = Pacer(store, settings, relay_rates)
         self.result, self.lock = DeliveryResult(), threading.Lock()
