@@ -100,6 +100,10 @@ class DigestConfig:
     utm_campaign: str = ""
     catch_up: str = ""
     send_window: str = ""
+    # Auto-pause thresholds for this digest's issues; unset: the [delivery] defaults.
+    pause_bounce_rate: float | None = None
+    pause_complaint_rate: float | None = None
+    pause_min_sent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,11 @@ class DeliveryConfig:
     # Each sending process's journal of messages sent but not yet recorded (local disk).
     journal_dir: Path = Path("journal")
     dkim: DkimConfig | None = None
+    # Auto-pause (services.guard): an issue stops itself once, after pause_min_sent final
+    # outcomes, its hard-bounce or complaint rate passes these (fractions, not percents).
+    pause_bounce_rate: float = 0.05
+    pause_complaint_rate: float = 0.001
+    pause_min_sent: int = 100
     domains: tuple[DomainLimit, ...] = ()  # [delivery.domains], parsed by build.domain_limits()
 
     def domain_limit(self, domain: str) -> DomainLimit | None:

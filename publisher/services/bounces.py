@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from publisher.app import App
 from publisher.deliver import bounces, imap
+from publisher.services import guard
 
 
 @dataclass
@@ -44,6 +45,10 @@ def import_bounce(app: App, raw: bytes, report: BounceReport) -> bool:
         )
         if outcome == "bounced":
             report.marked.append(f"{bounce.email} ({bounce.kind}, {bounce.status})")
+        if bounce.kind == "hard" and outcome in ("bounced", "counted"):
+            sub = app.store.find_subscriber(bounce.email)
+            if sub is not None:  # the issues that reached them may now pass pause_bounce_rate
+                guard.after_signal(app, sub.id)
         elif outcome == "unknown":
             report.unknown += 1
         elif outcome == "duplicate":

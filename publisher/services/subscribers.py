@@ -22,7 +22,7 @@ from publisher.compose import planning
 from publisher.compose.subscriptions import AddressCheck, email_hash
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import Subscriber
-from publisher.services import subscriber_csv
+from publisher.services import guard, subscriber_csv
 from publisher.store.roster import ImportGroup
 from publisher.store.suppressions import Suppression
 
@@ -375,6 +375,8 @@ def remove(
         sub.id, digest, now, source="complaint" if complaint else source
     )
     assert after is not None
+    if complaint:  # the issues that reached them may now pass pause_complaint_rate
+        guard.after_signal(app, sub.id)
     where = f"from {digest}" if digest else "from every digest"
     rest = f"; still in {_describe(app, sub.id)}" if after.digests and digest else ""
     tail = "; suppressed (complaint): add and import refuse it" if complaint else ""

@@ -23,6 +23,9 @@ hold one object while each module holds one part of the schema.
 - ``bounces``: bounce events and the verdict they lead to.
 - ``issues``: issues, one per ``(digest, period)``, and the delivery ledger's reads.
 - ``pauses``: pausing and resuming an issue (its queue kept, no claims while paused).
+- ``guard``: an issue's hard-bounce and complaint figures, its auto-pause record.
+- ``retention``: ``purge``: old ledger rows (counts rolled into ``issue_totals``), audit,
+  webhook history, expired sessions and idempotency keys, in short batches.
 - ``rollups``: subscription frequencies and the roll-up issues of slower cadences.
 - ``planning``: who gets an issue, queued and counted by one set-based statement.
 - ``claims``: claiming, taking over, fencing and recording deliveries.
@@ -54,6 +57,7 @@ from publisher.store.console import ConsoleMixin, ConsoleSession
 from publisher.store.directory import DirectoryMixin, SubscriberFilter
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.events import SubscriberEventsMixin
+from publisher.store.guard import GuardMixin, Signals
 from publisher.store.idempotency import IN_PROGRESS, IdempotencyMixin, StoredResponse
 from publisher.store.issues import (
     BOUNCED,
@@ -69,6 +73,7 @@ from publisher.store.pages import PagesMixin
 from publisher.store.pauses import PAUSED, PauseChange, PausesMixin
 from publisher.store.planning import PlanningMixin
 from publisher.store.records import RecordsMixin
+from publisher.store.retention import RetentionMixin
 from publisher.store.rollups import RollupsMixin
 from publisher.store.roster import SubscriberAdmin
 from publisher.store.signups import SignupsMixin
@@ -92,6 +97,7 @@ __all__ = [
     "THROTTLE_KEY",
     "FeedIndexRow",
     "PauseChange",
+    "Signals",
     "SubscriberFilter",
     "LedgerFigures",
     "Store",
@@ -113,6 +119,8 @@ class Store(
     BouncesMixin,
     IssuesMixin,
     PausesMixin,
+    GuardMixin,
+    RetentionMixin,
     RollupsMixin,
     ClaimsMixin,
     WorkersMixin,
