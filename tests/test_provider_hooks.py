@@ -394,7 +394,7 @@ def test_arf_reports_from_yahoo_and_a_generic_loop_are_complaints(site: Site) ->
     assert result.returncode != 0  # a folder that is not a Maildir: one clear line
     for name in ("yahoo-abuse.eml", "rfc5965-generic.eml"):
         out = run_cli(config, "bounces", "import", str(DATA / name), now=NOW).stdout
-        assert "1 complaint(s) (ARF)" in out and "complaint: unsubscribed and suppressed" in out
+        assert "complaints 1 ARF spam complaint report(s)" in out and "complaint: unsubscribed and suppressed" in out
     assert _complained(site, "eve") and _complained(site, "fay")
     [yahoo] = _events(site, "eve")
     assert (yahoo.provider, yahoo.issue_id, yahoo.status) == ("arf", 1, "abuse")
@@ -415,3 +415,35 @@ def test_every_hooks_key_is_documented() -> None:
         assert f"# [{table}]" in shipped
         for key in keys:
             assert f"| `[{table}] {key}`" in readme or f"`[{table}] {key}`," in readme, (table, key)
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('[hooks.postmark]\npassword_env = "hunter2 secret"\n', "hooks.postmark.password_env"),
+        ('[hooks.mailgun]\nmax_age = "2d"\n', "hooks.mailgun.max_age: must be 1s to 1d"),
+        ('[hooks.ses]\ncert_hosts = ["https://x/"]\n', "hooks.ses.cert_hosts"),
+        ('[hooks.ses]\ntopic_arns = ["ses-feedback"]\n', "is not an SNS topic ARN"),
+        ('[hooks.sendgrid]\npublic_key = "MFkw"\n', "unknown key 'public_key'"),
+    ],
+)
+def test_hook_settings_are_checked_with_file_line_and_key(
+    tmp_path: Path, table: str, problem: str
+) -> None:
+    from publisher.config import load
+    from publisher.errors import ConfigError
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, extra=table)
+    with pytest.raises(ConfigError) as info:
+        load(config)
+    assert str(info.value).startswith("config.toml:") and problem in str(info.value)
+
+
+def test_no_route_without_an_enabled_provider(tmp_path: Path) -> None:
+    from publisher.config import load
+    from publisher.server import create_server
+    from tests.conftest import write_config
+
+    off = create_server(load(write_config(tmp_path)))
+    assert not any(getattr(r, "path", "") == "/hooks/{provider}" for r in off.routes)

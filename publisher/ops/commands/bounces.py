@@ -69,7 +69,8 @@ def _print_bounces(report: bounce_service.BounceReport) -> None:
         click.echo(f"bounced   {line}")
     click.echo(
         f"bounces   {report.messages} message(s): {report.hard} hard, {report.soft} soft, "
-        f"{report.complaints} complaint(s) (ARF), "
         f"{report.not_bounces} not bounces; {len(report.marked)} subscriber(s) marked bounced, "
         f"{report.unknown} unknown address(es), {report.duplicates} already seen"
     )
+    if report.complaints:
+        click.echo(f"complaints {report.complaints} ARF spam complaint report(s)")
