@@ -398,6 +398,14 @@ def test_arf_reports_from_yahoo_and_a_generic_loop_are_complaints(site: Site) ->
     assert _complained(site, "eve") and _complained(site, "fay")
     [yahoo] = _events(site, "eve")
     assert (yahoo.provider, yahoo.issue_id, yahoo.status) == ("arf", 1, "abuse")
+    assert yahoo.occurred_at == dt.datetime(2026, 11, 29, 9, 12, 41, tzinfo=dt.UTC)
+    sent = dt.datetime.fromisoformat(NOW)
+    store = site.store()
+    try:  # the complaints that count against issue 1: within a week of its send
+        assert store.issue_complaints(1, sent, sent + dt.timedelta(days=7)) == 2
+        assert store.issue_complaints(1, sent + dt.timedelta(days=1), sent + dt.timedelta(days=7)) == 0
+    finally:
+        store.close()
     again = run_cli(config, "bounces", "import", str(DATA / "yahoo-abuse.eml"), now=NOW).stdout
     assert "1 already seen" in again
     assert len(_events(site, "eve")) == 1

@@ -145,8 +145,9 @@ def parse_arf(raw: bytes, now: datetime) -> FeedbackEvent | None:
         event_id=report_id or "sha256:" + hashlib.sha256(raw).hexdigest(),
         kind="complaint",
         email=email,
-        occurred_at=when(str(fields.get("Arrival-Date") or fields.get("Received-Date") or ""),
-                         when(str(msg.get("Date") or ""), now)),
+        # When the reader complained: the report's date (Arrival-Date is when our
+        # message arrived, which may be days earlier).
+        occurred_at=when(str(msg.get("Date") or ""), now),
         message_id=message_id,
         status=feedback_type[:20],
         detail=f"ARF {feedback_type} report" + (f" from {agent}" if agent else ""),
