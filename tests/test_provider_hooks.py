@@ -455,3 +455,42 @@ def test_no_route_without_an_enabled_provider(tmp_path: Path) -> None:
 
     off = create_server(load(write_config(tmp_path)))
     assert not any(getattr(r, "path", "") == "/hooks/{provider}" for r in off.routes)
+
+
+def test_our_message_ids_are_read_back_and_forged_ones_name_nobody() -> None:
+    from publisher.compose.messages import message_id_check, parse_message_id
+
+    check = message_id_check("news.example.org", 12, 345)
+    assert parse_message_id(f"<12.345.{check}@news.example.org>", "news.example.org") == (12, 345)
+    assert parse_message_id(f"12.345.{check}@news.example.org", "news.example.org") == (12, 345)
+    assert parse_message_id(f"<12.346.{check}@news.example.org>", "news.example.org") is None
+    assert parse_message_id(f"<12.345.{check}@x>", "other.example.org") is None
+    assert parse_message_id("<0100017c-ses@email.amazonses.com>", "news.example.org") is None
+
+
+def test_provider_events_are_stored_once_on_each_database(store_url: str) -> None:
+    from publisher.store import ProviderEventRow
+
+    store = Store.open(store_url)
+    at = dt.datetime(2026, 11, 28, 16, 0, tzinfo=dt.UTC)
+    row = ProviderEventRow("sendgrid", "ev-1", "complaint", "a@example.org", 7, None,
+                           "", "spamreport", at)  # fmt: skip
+    assert store.record_provider_event(row, at) is True
+    assert store.record_provider_event(row, at) is False
+    other = ProviderEventRow("mailgun", "ev-1", "complaint", "a@example.org", 7, None, "", "", at)
+    assert store.record_provider_event(other, at) is True  # ids are per provider
+    assert store.issue_complaints(7, at, at + dt.timedelta(days=7)) == 2
+    assert [e.provider for e in store.provider_events_of("a@example.org")] == ["sendgrid", "mailgun"]
+    store.close()
+
+
+def test_check_fails_an_enabled_provider_whose_variables_are_unset(tmp_path: Path) -> None:
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, extra=_hooks("127.0.0.1:9"))
+    env = {"TEST_PM_USER": "u", "TEST_PM_PASSWORD": "p", "TEST_SG_KEY": "k"}
+    result = run_cli(config, "check", now=NOW, env=env, check=False)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "postmark: POST /hooks/postmark" in output
+    assert "mailgun: TEST_MG_KEY unset: POST /hooks/mailgun answers 503" in output
