@@ -383,6 +383,18 @@ def test_mailgun_signed_failed_and_complained(site: Site) -> None:
                   "message": {"headers": {"message-id": site.ids["jon@example.org"].strip("<>")}}}  # fmt: skip
     assert site.post("mailgun", _mailgun(complained, now)).json()["outcomes"] == {"complained": 1}
     assert _complained(site, "jon")
+    # Erasure: the event stays (it is counted, and a redelivery is still known), the address goes.
+    store = site.store()
+    try:
+        jon = store.find_subscriber("jon@example.org")
+        assert jon is not None
+        store.erase_subscriber(jon.id, email_hash("jon@example.org"), dt.datetime.now(dt.UTC))
+        assert store.provider_events_of("jon@example.org") == []
+        [kept] = store.provider_events_of(f"erased-{jon.id}@erased.invalid")
+        assert kept.kind == "complaint" and kept.detail == ""
+    finally:
+        store.close()
+    assert site.post("mailgun", _mailgun(complained, now)).json()["outcomes"] == {"duplicate": 1}
 
 
 # --- ARF --------------------------------------------------------------------------------
@@ -494,3 +506,4 @@ def test_check_fails_an_enabled_provider_whose_variables_are_unset(tmp_path: Pat
     output = result.stdout + result.stderr
     assert "postmark: POST /hooks/postmark" in output
     assert "mailgun: TEST_MG_KEY unset: POST /hooks/mailgun answers 503" in output
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, exists, func, insert, select
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.store.schema import deliveries, provider_events
@@ -29,6 +29,15 @@ class ProviderEventRow:
     status: str
     detail: str
     occurred_at: datetime
+
+
+def forget_provider_events(conn: Connection, subscriber_id: int, email: str, placeholder: str) -> None:
+    """Erasure: a subscriber's provider events keep their counts, not the address."""
+    conn.execute(
+        update(provider_events)
+        .where(or_(provider_events.c.subscriber_id == subscriber_id, provider_events.c.email == email))
+        .values(email=placeholder, detail="")
+    )
 
 
 class FeedbackMixin:
