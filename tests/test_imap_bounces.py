@@ -230,6 +230,7 @@ def test_poll_reads_arf_complaints(tmp_path: Path, imap_server: Imap) -> None:
     result = run_cli(config, "bounces", "poll", now=NOW, env=env)
     assert "2 message(s): 0 hard, 0 soft, 0 not bounces" in result.stdout
     assert "complaints 2 ARF spam complaint report(s)" in result.stdout
+    assert "0 subscriber(s) marked bounced" in result.stdout
     assert "2 message(s) moved" in result.stdout
     left = run_cli(config, "subscribers", "list", "--status", "unsubscribed", now=NOW).stdout
     assert "eve@example.org" in left and "fay@example.org" in left

@@ -25,6 +25,7 @@ class BounceReport:
     duplicates: int = 0
     complaints: int = 0
     marked: list[str] = field(default_factory=list)
+    complained: list[str] = field(default_factory=list)
 
 
 def import_bounce(app: App, raw: bytes, report: BounceReport) -> bool:
@@ -39,7 +40,7 @@ def import_bounce(app: App, raw: bytes, report: BounceReport) -> bool:
         if result.outcome == "duplicate":
             report.duplicates += 1
         elif result.outcome == "complained":
-            report.marked.append(f"{result.email} (complaint: unsubscribed and suppressed)")
+            report.complained.append(f"{result.email} (unsubscribed and suppressed)")
         else:
             report.unknown += 1
         return True

@@ -67,6 +67,8 @@ def bounces_poll(ctx: click.Context) -> None:
 def _print_bounces(report: bounce_service.BounceReport) -> None:
     for line in report.marked:
         click.echo(f"bounced   {line}")
+    for line in report.complained:
+        click.echo(f"complaint {line}")
     click.echo(
         f"bounces   {report.messages} message(s): {report.hard} hard, {report.soft} soft, "
         f"{report.not_bounces} not bounces; {len(report.marked)} subscriber(s) marked bounced, "
