@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from publisher.config.hooks import HooksConfig
 from publisher.errors import ConfigError
 
 FEED_FORMATS = ("rss", "atom", "json")
@@ -322,6 +323,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
     admin: AdminConfig = field(default_factory=AdminConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
 
     @property
     def relay_list(self) -> tuple[RelayConfig, ...]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from publisher.config.hooks import validate_hooks
 from publisher.config.locate import Locator, where
 from publisher.config.sections import (
     FEED_FORMATS,
@@ -55,6 +56,7 @@ def validate(config: Config, file: Path, locator: Locator) -> None:
     _validate_api(config.api, w)
     _validate_webhooks(config, w)
     _validate_admin(config.admin, w)
+    validate_hooks(config.hooks, w)
 
 
 def _validate_feeds(config: Config, w: Where) -> None:

@@ -36,7 +36,7 @@ class CommandInfo(NamedTuple):
 _P = "publisher.ops.commands."
 
 COMMANDS: dict[str, CommandInfo] = {
-    "bounces": CommandInfo(_P + "bounces", "bounces", "Process bounce messages (delivery status notifications)."),
+    "bounces": CommandInfo(_P + "bounces", "bounces", "Process bounce messages (delivery status notifications) and ARF spam complaints."),
     "check": CommandInfo(_P + "check", "check", "Check everything before a send and print a checklist; exit 1 if anything fails."),
     "collect": CommandInfo(_P + "collect", "collect", "Pull new and edited articles from every [[sources]] entry into the store."),
     "db": CommandInfo(_P + "db", "db", "Database maintenance."),

@@ -352,17 +352,18 @@ def remove(
     digest: str | None = None,
     complaint: bool = False,
     source: str = "cli",
+    note: str = "subscribers remove --complaint",
 ) -> Outcome:
     """Unsubscribe from one digest or everything; a complaint also suppresses the address.
 
     ``source`` (cli, api, console) is recorded with the change; a complaint is recorded as
-    ``complaint``.
+    ``complaint``; ``note`` is kept with the suppression (where the complaint came from).
     """
     address = AddressCheck()(email)
     now = app.clock()
     sub = app.store.find_subscriber(address)
     if complaint:
-        app.store.suppress(email_hash(address), "complaint", now, note="subscribers remove --complaint")
+        app.store.suppress(email_hash(address), "complaint", now, note=note)
     if sub is None:
         if complaint:
             return Outcome(f"suppressed {address} (complaint); it was not on the list")

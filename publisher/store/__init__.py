@@ -21,6 +21,7 @@ hold one object while each module holds one part of the schema.
 - ``signups``: web sign-up requests awaiting confirmation, the links' signing secret.
 - ``suppressions``: the suppression list (hashes of addresses never to be mailed again).
 - ``bounces``: bounce events and the verdict they lead to.
+- ``feedback``: bounce and complaint events from provider webhooks and ARF reports, each once.
 - ``issues``: issues, one per ``(digest, period)``, and the delivery ledger's reads.
 - ``pauses``: pausing and resuming an issue (its queue kept, no claims while paused).
 - ``guard``: an issue's hard-bounce and complaint figures, its auto-pause record.
@@ -57,6 +58,7 @@ from publisher.store.console import ConsoleMixin, ConsoleSession
 from publisher.store.directory import DirectoryMixin, SubscriberFilter
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.events import SubscriberEventsMixin
+from publisher.store.feedback import FeedbackMixin, ProviderEventRow
 from publisher.store.guard import GuardMixin, Signals
 from publisher.store.idempotency import IN_PROGRESS, IdempotencyMixin, StoredResponse
 from publisher.store.issues import (
@@ -100,6 +102,7 @@ __all__ = [
     "Signals",
     "SubscriberFilter",
     "LedgerFigures",
+    "ProviderEventRow",
     "Store",
     "StoredResponse",
     "_alembic_config",
@@ -139,6 +142,7 @@ class Store(
     RecordsMixin,
     SubscriberEventsMixin,
     WebhooksMixin,
+    FeedbackMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

@@ -324,3 +324,25 @@ issue_totals = Table(
     Column("hard", Integer, nullable=False, default=0),
     Column("rolled_at", UTCDateTime, nullable=False),
 )
+
+# Bounce and complaint events from provider webhooks and ARF reports (0017): one row per
+# (provider, event id), so a redelivered event is stored once. ``issue_id`` and
+# ``subscriber_id`` are NULL when the event could not be matched; ``occurred_at`` of the
+# complaints of an issue tells how many came within a week of its send.
+provider_events = Table(
+    "provider_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("issue_id", Integer),
+    Column("subscriber_id", Integer),
+    Column("status", String(20), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("provider", "event_id", name="uq_provider_events_provider_event"),
+    Index("ix_provider_events_issue", "issue_id", "kind", "occurred_at"),
+)

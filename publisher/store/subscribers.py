@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from publisher.errors import SubscriberError
 from publisher.models import Subscriber
+from publisher.store.feedback import forget_provider_events
 from publisher.store.outbox import Routes, forget_subscriber_events, status_changed
 from publisher.store.rows import json_list
 from publisher.store.schema import (
@@ -346,8 +347,8 @@ class SubscribersMixin:
         """Erase a subscriber (right to erasure); False when there is no such subscriber.
 
         The row stays (deliveries refer to it) but is anonymised: a placeholder address,
-        no name, status ``erased``, no subscriptions. Bounce records and SMTP replies lose
-        the address too. Only ``email_hash`` is kept, in the suppression list.
+        no name, status ``erased``, no subscriptions. Bounce records, provider events and
+        SMTP replies lose the address too. Only ``email_hash`` is kept, in the suppression list.
         """
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -369,6 +370,7 @@ class SubscribersMixin:
                 .where(or_(bounce_events.c.subscriber_id == subscriber_id, bounce_events.c.email == row.email))
                 .values(email=placeholder, diagnostic="")
             )
+            forget_provider_events(conn, subscriber_id, row.email, placeholder)
             conn.execute(subscriptions.delete().where(subscriptions.c.subscriber_id == subscriber_id))
             conn.execute(signups.delete().where(signups.c.subscriber_id == subscriber_id))
             conn.execute(

@@ -6,7 +6,7 @@ is paused again only if they get worse). ``issue_totals`` holds the per-issue de
 counts that ``publisher purge`` rolls up before it deletes a finished issue's delivery rows.
 
 Revision ID: 0018_autopause
-Revises: 0015_console
+Revises: 0017_provider_events
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018_autopause"
-down_revision = "0015_console"
+down_revision = "0017_provider_events"
 branch_labels = None
 depends_on = None
 
