@@ -98,6 +98,12 @@ def _max_in_window(times: list[float], window: float = 2.0) -> int:
     return best
 
 
+# The limit must not cost much of the rate either: a limiter that counted each message twice
+# (or gave each of two workers half) would average 25 msg/s. 35 leaves room for a machine
+# busy with other work without letting that defect through; speed itself is bench/'s job.
+MIN_AVERAGE = 35
+
+
 def _average_rate(times: list[float]) -> float:
     times = sorted(times)
     return (len(times) - 1) / (times[-1] - times[0])
@@ -120,7 +126,7 @@ def test_two_workers_share_one_rate_limit(
     assert all(s > 0 for s in sent), sent  # both took part
     # Per-process limits would let two workers reach 100 msg/s; the shared one holds 50.
     assert _max_in_window(times) <= 100 + lease_size(50), _max_in_window(times)
-    assert _average_rate(times) >= 45, _average_rate(times)
+    assert _average_rate(times) >= MIN_AVERAGE, _average_rate(times)
     store.close()
 
 
@@ -134,7 +140,7 @@ def test_one_worker_alone_reaches_the_rate(tmp_path: Path, scripted: SmtpServer)
     times = [r.at for r in handler.received]
     assert len(times) == n
     assert _max_in_window(times) <= 100 + lease_size(50)
-    assert _average_rate(times) >= 45, _average_rate(times)
+    assert _average_rate(times) >= MIN_AVERAGE, _average_rate(times)
     store.close()
 
 
