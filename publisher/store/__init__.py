@@ -41,6 +41,8 @@ hold one object while each module holds one part of the schema.
   by day for the console's charts.
 - ``outbox``: webhook events, written in the transaction of what caused them;
   ``webhooks``: their claims, attempts, history and each hook's state.
+- ``engagement``: tracked links, click/open/canary hits with their verdicts, the opt-in
+  per-subscriber rows, the counts and the purge into hourly roll-ups.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
 from publisher.store.console import ConsoleMixin, ConsoleSession
 from publisher.store.directory import DirectoryMixin, SubscriberFilter
+from publisher.store.engagement import EngagementMixin
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.events import SubscriberEventsMixin
 from publisher.store.idempotency import IN_PROGRESS, IdempotencyMixin, StoredResponse
@@ -131,6 +134,7 @@ class Store(
     RecordsMixin,
     SubscriberEventsMixin,
     WebhooksMixin,
+    EngagementMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

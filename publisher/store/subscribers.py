@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from publisher.errors import SubscriberError
 from publisher.models import Subscriber
+from publisher.store.engagement import forget_engagement
 from publisher.store.outbox import Routes, forget_subscriber_events, status_changed
 from publisher.store.rows import json_list
 from publisher.store.schema import (
@@ -345,9 +346,9 @@ class SubscribersMixin:
     def erase_subscriber(self, subscriber_id: int, email_hash: str, now: datetime) -> bool:
         """Erase a subscriber (right to erasure); False when there is no such subscriber.
 
-        The row stays (deliveries refer to it) but is anonymised: a placeholder address,
-        no name, status ``erased``, no subscriptions. Bounce records and SMTP replies lose
-        the address too. Only ``email_hash`` is kept, in the suppression list.
+        The row stays (deliveries refer to it) but is anonymised: a placeholder address, no
+        name, status ``erased``, no subscriptions, no engagement rows. Bounce records and SMTP
+        replies lose the address too. Only ``email_hash`` is kept, in the suppression list.
         """
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -380,6 +381,7 @@ class SubscribersMixin:
                 conn, self.webhook_routes, subscriber_id, row.status, "erased", "erasure", now
             )
             forget_subscriber_events(conn, subscriber_id)
+            forget_engagement(conn, subscriber_id)
             if not conn.scalar(
                 select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
             ):
