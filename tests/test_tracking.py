@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -39,6 +40,7 @@ SOON = "2026-11-28T15:00:03+00:00"  # 3 s after the send: inside bot_window_seco
 MUCH_LATER = "2027-02-10T15:00:00+00:00"  # past retention_days = 30
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SECRET = "test-secret"
+PASSWORD = "correct horse battery staple"
 HREF = re.compile(r'href="([^"]+)"')
 
 
@@ -327,10 +329,42 @@ def test_expired_and_erased_tokens_still_redirect_but_are_not_counted(
         store.close()
 
 
-def store_now():  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
+def store_now() -> datetime:
     return datetime.fromisoformat(LATER)
+
+
+# -- where operators read the figures -------------------------------------------------------------
+
+
+def test_console_issue_page_and_api_stats_show_the_engagement(tmp_path: Path) -> None:
+    sent = _send(tmp_path, f"sqlite:///{tmp_path / 'publisher.db'}")
+    run_cli(sent.config, "operators", "add", "viewer@example.org", "--role", "viewer",
+            "--password-stdin", input=PASSWORD, now=LATER)  # fmt: skip
+    api_token = run_cli(sent.config, "tokens", "create", "stats", "--scope", "read", now=LATER).stdout.strip()
+    ann, bob = sent.messages
+    with _serve(sent, LATER) as client:
+        client.get(_clicks(sent, ann)[0])
+        client.head(_clicks(sent, bob)[0])
+        page = client.get("/admin/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        login = client.post("/admin/login", data={
+            "csrf": csrf, "email": "viewer@example.org", "password": PASSWORD})  # fmt: skip
+        assert login.status_code == 303
+        issue_page = client.get("/admin/issues/1").text
+        assert '<span id="clicks-human">1</span>' in issue_page
+        assert '<span id="clicks-automated">1</span>' in issue_page
+        assert 'id="top-articles"' in issue_page and "(unreliable)" in issue_page
+        assert 'data-src="/admin/issues/1/engagement.json"' in issue_page
+        chart = client.get("/admin/issues/1/engagement.json").json()["clicks"]
+        assert sum(chart["series"]["human"]) == 1 and sum(chart["series"]["automated"]) == 1
+        assert len(chart["x"]) == len(chart["series"]["human"]) >= 1
+        stats = httpx.get(f"{sent.url}/api/v1/issues/1/stats",
+                          headers={"Authorization": f"Bearer {api_token}"}, timeout=10)  # fmt: skip
+    assert stats.status_code == 200, stats.text
+    engagement = stats.json()["engagement"]
+    assert engagement["clicks"] == {"human": 1, "automated": 1}
+    assert engagement["opens_unreliable"] is True and "proxy" in engagement["opens"]
+    assert engagement["tracking"] == {"clicks": True, "opens": True, "individual": False}
 
 
 @pytest.mark.parametrize("key,value", [("retention_days", "0"), ("bot_window_seconds", "-1")])

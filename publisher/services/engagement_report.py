@@ -135,6 +135,24 @@ def issue_engagement(app: App, issue_id: int) -> IssueEngagement:
     )  # fmt: skip
 
 
+def click_chart(report: IssueEngagement) -> dict[str, Any]:
+    """The clicks-per-hour series as the console's charts read them (``x``: epoch seconds)."""
+    from datetime import UTC, datetime
+
+    x = [
+        int(datetime.strptime(row["hour"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
+        for row in report.series
+    ]
+    return {
+        "x": x,
+        "series": {
+            "human": [row[HUMAN] for row in report.series],
+            "automated": [row[AUTOMATED] for row in report.series],
+        },
+        "note": "Clicks per hour (UTC). Automated: scanners, prefetchers, canary followers.",
+    }
+
+
 def csv_lines(report: IssueEngagement) -> Iterator[str]:
     """The CSV export: one row per article and per link, then the issue's totals."""
     buffer = io.StringIO()
