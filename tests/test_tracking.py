@@ -372,3 +372,41 @@ def test_bad_engagement_keys_are_refused(tmp_path: Path, key: str, value: str) -
     config = write_config(tmp_path, digests=_digest(False).replace(f"{key} = 30", "") + f"{key} = {value}\n")
     result = run_cli(config, "check", check=False)
     assert result.returncode == 1 and f"digests[0].{key}" in result.stderr
+
+
+# -- retention --------------------------------------------------------------------------------
+
+
+def test_purge_engagement_keeps_the_counts_and_drops_old_subscriber_rows(
+    tmp_path: Path, store_url: str
+) -> None:
+    from datetime import UTC, timedelta
+
+    from publisher.app import open_app
+    from publisher.config import load
+    from publisher.services.engagement import purge_engagement
+    from publisher.store.engagement import NewHit
+
+    config = load(write_config(tmp_path, store_url=store_url, digests=_digest(True)))
+    t0 = datetime(2026, 11, 28, 15, tzinfo=UTC)
+    now = t0 + timedelta(days=101)
+    app = open_app(config, clock=lambda: now)
+    store = app.store
+    try:
+        issue, _ = store.create_issue("daily", "2026-11-28", "Subject", [], t0)
+        links = store.ensure_links(issue.id, [(None, "https://news.example.org/a?utm_source=x")], t0)
+        assert store.ensure_links(issue.id, [(None, "https://news.example.org/a?utm_source=x")], t0) == links
+        [link_id] = links.values()
+        for days, verdict, subscriber in ((1, "human", 7), (2, "automated", None), (100, "human", 8)):
+            store.record_hit(NewHit(issue.id, link_id, "click", f"n{days}", "c", t0 + timedelta(days=days),
+                                    verdict, "", subscriber))  # fmt: skip
+        before = store.engagement_counts(issue.id)
+        purged = purge_engagement(app, t0 + timedelta(days=50))  # retention_days = 30
+        assert purged.hits == 2 and purged.subscriber_rows == 1
+        assert store.engagement_counts(issue.id) == before  # the figures outlive the rows
+        assert sum(store.click_series(issue.id).values()) == 3
+        # Only the row of the hit on day 100 is left (within the 30 days, after `before`).
+        assert [r["at"].day for r in store.subscriber_engagement(8)] == [(t0 + timedelta(days=100)).day]
+        assert store.subscriber_engagement(7) == []
+    finally:
+        store.close()
