@@ -212,6 +212,10 @@ def test_redirect_valid_forged_unknown_counted_once_and_never_open(
             forged = make_tracking_token(SECRET, "c", issue, link, hit.nonce, 0, hit.sent_at)
             unknown = client.get(f"/r/{forged}")
             assert unknown.status_code == 404 and "location" not in unknown.headers
+        # A link token is no pixel, and a pixel token no link.
+        pixel = next(p for p in _tracked(sent, _parts(ann)[1]) if p.startswith("/o/"))
+        assert client.get(f"/o/{token}").status_code == 400
+        assert client.get("/r/" + pixel.rsplit("/", 1)[1]).status_code == 400
         # Whatever the request says, the redirect goes to the stored URL only.
         for extra in ("?url=https://evil.example/", "?next=//evil.example"):
             assert client.get(first + extra).headers["location"] == target

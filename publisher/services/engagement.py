@@ -31,6 +31,7 @@ from typing import Any
 
 from publisher.app import App
 from publisher.compose import render, tracking
+from publisher.compose.links import TokenError
 from publisher.config import DigestConfig
 from publisher.errors import PublisherError
 from publisher.models import Article
@@ -181,14 +182,20 @@ def judge(
     return HUMAN, ""
 
 
-def follow(app: App, token: str, *, method: str, ip: str, user_agent: str) -> Followed:
+def follow(
+    app: App, token: str, *, method: str, ip: str, user_agent: str, pixel: bool = False
+) -> Followed:
     """Resolve a tracking token and record the hit; raise TokenError or UnknownLink.
 
-    The target of a click is the stored link's URL, never anything from the request.
+    ``pixel``: the request is for the open pixel (``/o/``), which takes open tokens only;
+    links (``/r/``) take click and canary tokens only. The target of a click is the stored
+    link's URL, never anything from the request.
     """
     secret = app.secret()
     hit = tracking.read_tracking_token(secret, token)
     kind = tracking.KINDS[hit.kind]
+    if (kind == "open") != pixel:
+        raise TokenError("this link is not meant for this page")
     url = app.config.site.url
     link_id: int | None = None
     if kind == "click":

@@ -22,7 +22,7 @@ from publisher.web.common import bad_link, context, offload
 _NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
 
 
-async def _follow(request: Request) -> engagement.Followed | Response:
+async def _follow(request: Request, pixel: bool) -> engagement.Followed | Response:
     ctx = context(request)
     try:
         return await offload(
@@ -32,6 +32,7 @@ async def _follow(request: Request) -> engagement.Followed | Response:
                 method=request.method,
                 ip=ctx.client_ip(request),
                 user_agent=request.headers.get("user-agent", "")[:500],
+                pixel=pixel,
             )
         )
     except TokenError as exc:
@@ -42,17 +43,15 @@ async def _follow(request: Request) -> engagement.Followed | Response:
 
 async def redirect(request: Request) -> Response:
     """A tracked article link (or the canary): 302 to the stored URL."""
-    followed = await _follow(request)
+    followed = await _follow(request, pixel=False)
     if isinstance(followed, Response):
         return followed
-    if followed.kind == "open":
-        return bad_link(request, TokenError("this link is not meant for this page"), 400)
     return RedirectResponse(followed.url, status_code=302, headers=_NO_STORE)
 
 
 async def pixel(request: Request) -> Response:
     """The open pixel: a transparent 1x1 GIF."""
-    followed = await _follow(request)
+    followed = await _follow(request, pixel=True)
     if isinstance(followed, Response):
         return followed
     return Response(engagement.PIXEL_GIF, media_type="image/gif", headers=_NO_STORE)
