@@ -4,7 +4,8 @@ A digest with ``track_clicks`` / ``track_opens`` is sent with ``publisher send``
 outbox), the messages are read back with the email package, and their links are followed
 through ``publisher serve`` (uvicorn) with httpx: valid, forged, altered, unknown, expired
 and erased-subscriber tokens; the canary; HEAD and prefetch timing; proxy opens. The
-figures are read back with ``publisher stats`` and from the store itself, on SQLite and on
+figures are read back with ``publisher stats``, the console issue page (Chromium draws its
+chart), the API stats resource and the store itself, on SQLite and on
 PostgreSQL.
 """
 
@@ -32,7 +33,8 @@ from sqlalchemy import func, select
 from publisher.compose.tracking import make_tracking_token, read_tracking_token
 from publisher.store import Store
 from publisher.store.schema_engagement import engagement_hits, engagement_subscriber, tracked_links
-from tests.conftest import free_port, run_cli, write_config
+from tests.conftest import free_port, require_module, require_tool, run_cli, write_config
+from tests.test_web_browser import ARGS, CHROMIUM
 
 SENT = "2026-11-28T15:00:00+00:00"
 LATER = "2026-11-28T16:00:00+00:00"  # an hour after the send: outside any bot window
@@ -340,6 +342,31 @@ def store_now() -> datetime:
 # -- where operators read the figures -------------------------------------------------------------
 
 
+def _chart_is_drawn(url: str) -> None:
+    """Chromium draws the clicks chart of the issue page from its JSON, with no CSP error."""
+    require_tool("chromium", hint="apt-get install chromium")
+    sync_api = require_module("playwright.sync_api", hint="pip install -e '.[test]'")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.goto(f"{url}/admin/login")
+            page.fill("#email", "viewer@example.org")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{url}/admin/")
+            page.goto(f"{url}/admin/issues/1")
+            page.wait_for_selector('#chart-clicks[data-drawn="true"]', timeout=15_000)
+            assert page.get_attribute("#chart-clicks", "data-total") == "2"
+            assert page.locator("#top-articles tbody tr").count() >= 1
+        finally:
+            chromium.close()
+    # The email previews' remote images cannot load here (no DNS); nothing else may fail.
+    assert not [p for p in problems if "ERR_NAME_NOT_RESOLVED" not in p], problems
+
+
 def test_console_issue_page_and_api_stats_show_the_engagement(tmp_path: Path) -> None:
     sent = _send(tmp_path, f"sqlite:///{tmp_path / 'publisher.db'}")
     run_cli(sent.config, "operators", "add", "viewer@example.org", "--role", "viewer",
@@ -362,6 +389,7 @@ def test_console_issue_page_and_api_stats_show_the_engagement(tmp_path: Path) ->
         chart = client.get("/admin/issues/1/engagement.json").json()["clicks"]
         assert sum(chart["series"]["human"]) == 1 and sum(chart["series"]["automated"]) == 1
         assert len(chart["x"]) == len(chart["series"]["human"]) >= 1
+        _chart_is_drawn(sent.url)
         stats = httpx.get(f"{sent.url}/api/v1/issues/1/stats",
                           headers={"Authorization": f"Bearer {api_token}"}, timeout=10)  # fmt: skip
     assert stats.status_code == 200, stats.text
