@@ -30,6 +30,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from publisher.compose.links import make_token
 from publisher.compose.tracking import make_tracking_token, read_tracking_token
 from publisher.store import Store
 from publisher.store.schema_engagement import engagement_hits, engagement_subscriber, tracked_links
@@ -320,6 +321,11 @@ def test_expired_and_erased_tokens_still_redirect_but_are_not_counted(
             store.erase_subscriber(ann_id, "hash-of-ann", store_now())
         finally:
             store.close()
+        # Bob's data export carries his click.
+        bob_id = read_tracking_token(SECRET, bob_link.rsplit("/", 1)[1]).subscriber_id
+        preferences = make_token(SECRET, "preferences", bob_id, "", datetime.fromisoformat(LATER))
+        document = client.get(f"/preferences/{preferences}/export").json()
+        assert [e["kind"] for e in document["engagement"]] == ["click"]
         erased = client.get(ann_link)
         assert erased.status_code == 302 and erased.headers["location"].startswith("https://news.")
     with _serve(sent, MUCH_LATER) as client:
@@ -331,6 +337,9 @@ def test_expired_and_erased_tokens_still_redirect_but_are_not_counted(
         assert _count(store, engagement_subscriber) == 1
         assert _count(store, engagement_subscriber, engagement_subscriber.c.subscriber_id == ann_id) == 0
         assert _count(store, tracked_links) >= 1
+        store.erase_subscriber(bob_id, "hash-of-bob", store_now())  # erasure takes his rows
+        assert _count(store, engagement_subscriber) == 0
+        assert _count(store, engagement_hits) == 1  # the anonymous count stays
     finally:
         store.close()
 
@@ -402,7 +411,7 @@ def test_console_issue_page_and_api_stats_show_the_engagement(tmp_path: Path) ->
 @pytest.mark.parametrize("key,value", [("retention_days", "0"), ("bot_window_seconds", "-1")])
 def test_bad_engagement_keys_are_refused(tmp_path: Path, key: str, value: str) -> None:
     config = write_config(tmp_path, digests=_digest(False).replace(f"{key} = 30", "") + f"{key} = {value}\n")
-    result = run_cli(config, "check", check=False)
+    result = run_cli(config, "stats", "1", check=False)
     assert result.returncode == 1 and f"digests[0].{key}" in result.stderr
 
 

@@ -13,7 +13,7 @@ hold one object while each module holds one part of the schema.
 - ``engine``: connecting (SQLite tuning, read-only opening), Alembic migrations, settings,
   :func:`translate` of database errors; ``location``: where a SQLite file lives;
   ``schema``: the core tables, ``schema_doors``: those of operators, tokens, audit, the
-  console, the API and webhooks; ``migrations/``: Alembic revisions; ``rows``: rows to models.
+  console, the API and webhooks; ``schema_engagement``: tracked links and hits; ``migrations/``: Alembic revisions; ``rows``: rows to models.
 - ``articles``: articles by ``(source, guid)``, their feed ids, and the reads.
 - ``sources``: each source's health and validators, the feed index and feed-writer state.
 - ``subscribers``: subscribers, their subscriptions, unsubscribing, preferences, erasure.
