@@ -33,6 +33,13 @@ PAGES = [
     ("issues", "issues"),
     ("issue", "issues/1"),
     ("subscribers", "subscribers"),
+    ("subscriber", "subscribers/1"),
+    ("import", "subscribers/import"),
+    ("digests", "digests"),
+    ("audit", "audit"),
+    ("webhooks", "webhooks"),
+    ("operators", "operators"),
+    ("tokens", "tokens"),
 ]
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 

@@ -1,7 +1,8 @@
 """The whole HTTP application that ``publisher serve`` runs: every door on one Starlette app.
 
 The subscriber pages, feeds, archive and monitoring come from :mod:`publisher.web`; the
-operators' console (``/admin/``) and the HTTP API (``/api/v1/``) are doors of their own
+operators' console (``/admin/``), the HTTP API (``/api/v1/``) and the provider
+webhooks (``/hooks/<provider>``) are doors of their own
 beside it, built on the web layer's plumbing. This module is the only place that knows all
 of them, so that each door stays independent of the others (README "Package map").
 
@@ -16,12 +17,12 @@ from collections.abc import Callable
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from publisher import admin, api
+from publisher import admin, api, hooks
 from publisher.app import App
 from publisher.config import Config
 
 # Each door's routes, mounted after the subscriber pages; append yours here.
-DOORS: list[Callable[[Config], list[BaseRoute]]] = [admin.routes, api.routes]
+DOORS: list[Callable[[Config], list[BaseRoute]]] = [admin.routes, api.routes, hooks.routes]
 
 
 def create_server(config: Config, *, app: App | None = None) -> Starlette:

@@ -215,3 +215,25 @@ def _send_recorded(db: Path) -> bool:
         except sqlite3.OperationalError:  # the daemon has not created the tables yet
             return False
     return rows.get("sent", 0) >= 1 and not rows.get("queued") and not rows.get("sending")
+
+
+def test_poll_reads_arf_complaints(tmp_path: Path, imap_server: Imap) -> None:
+    arf = Path(__file__).parent / "data" / "arf"
+    client = imap_server.client()
+    for name in ("yahoo-abuse.eml", "rfc5965-generic.eml"):
+        client.append("INBOX", None, None, (arf / name).read_bytes().replace(b"\n", b"\r\n"))
+    client.logout()
+    config = write_config(tmp_path, extra=_bounces_table(imap_server))
+    env = {"TEST_IMAP_PASSWORD": PASSWORD}
+    for address in ("eve@example.org", "fay@example.org", "gus@example.org"):
+        run_cli(config, "subscribers", "add", address, now=NOW, env=env)
+    result = run_cli(config, "bounces", "poll", now=NOW, env=env)
+    assert "2 message(s): 0 hard, 0 soft, 0 not bounces" in result.stdout
+    assert "complaints 2 ARF spam complaint report(s)" in result.stdout
+    assert "0 subscriber(s) marked bounced" in result.stdout
+    assert "2 message(s) moved" in result.stdout
+    left = run_cli(config, "subscribers", "list", "--status", "unsubscribed", now=NOW).stdout
+    assert "eve@example.org" in left and "fay@example.org" in left
+    assert "gus@example.org" not in left
+    again = run_cli(config, "subscribers", "add", "eve@example.org", now=NOW, check=False)
+    assert again.returncode != 0 and "complain" in (again.stdout + again.stderr)

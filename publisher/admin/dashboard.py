@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.app import App
-from publisher.services import monitoring, overview
+from publisher.services import guard, monitoring, overview
 from publisher.web.common import context, offload
 
 from . import pages
@@ -49,6 +49,7 @@ def _page_data(app: App) -> dict[str, Any]:
         "live": live_data(app),
         "digests": overview.digests(app, now),
         "sources": overview.sources(app),
+        "autopaused": guard.autopaused(app),
     }
 
 

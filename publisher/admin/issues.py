@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.app import App
 from publisher.errors import PublisherError
-from publisher.services import engagement_report, overview, previews
+from publisher.services import engagement_report, guard, overview, previews
 from publisher.web.common import context, offload
 
 from . import pages
@@ -61,6 +61,7 @@ def _detail(app: App, issue_id: int) -> dict[str, Any]:
         "opens_note": engagement_report.OPENS_NOTE,
         "digest_title": app.config.digest(progress.issue.digest_id).title,
         "no_worker": progress.issue.status == "sending" and not overview.workers_running(app),
+        "autopause": guard.pause_reason(app, issue_id) if progress.issue.status == "paused" else None,
     }
 
 

@@ -13,7 +13,7 @@ from publisher.api.framework import ApiError, Call, Operation, Reply, next_link
 from publisher.app import App
 from publisher.errors import PublisherError
 from publisher.models import Issue
-from publisher.services import digests, engagement_report, issues, listings, monitoring
+from publisher.services import digests, engagement_report, guard, issues, listings, monitoring
 from publisher.services.audit import record_audit
 
 
@@ -29,6 +29,7 @@ def issue_model(app: App, issue: Issue) -> models.Issue:
         created_at=issue.created_at,
         articles=list(issue.article_ids),
         counts=models.Counts(**counts),
+        pause_reason=guard.pause_reason(app, issue.id) if issue.status == "paused" else None,
     )
 
 

@@ -156,6 +156,7 @@ class Issue(BaseModel):
     created_at: datetime
     articles: list[int]
     counts: Counts
+    pause_reason: str | None = None  # why it paused itself (auto-pause); null otherwise
 
 
 class IssuePage(BaseModel):

@@ -35,6 +35,8 @@ _BARE_LF = re.compile(rb"(?<!\r)\n")
 _PLACEHOLDER = re.compile(
     f"({GREETING}|{UNSUBSCRIBE_URL}|{PREFERENCES_URL}|{TRACKING_PLACEHOLDERS})"
 )
+# Our Message-IDs: <issue.subscriber.check@domain> (see message_id).
+_OUR_ID = re.compile(r"(?<![\w.])(\d{1,12})\.(\d{1,12})\.([0-9a-f]{12})@")
 _SOFT_BREAK = b"=\r\n"
 
 
@@ -145,8 +147,31 @@ def _address(name: str, email: str) -> str:
 
 def message_id(template: MessageTemplate, subscriber_id: int) -> str:
     """The Message-ID of (issue, subscriber): the same on every resend."""
-    digest = hashlib.sha256(f"{template.id_salt}:{template.issue_id}:{subscriber_id}".encode())
-    return f"<{template.issue_id}.{subscriber_id}.{digest.hexdigest()[:12]}@{template.domain}>"
+    check = message_id_check(template.id_salt, template.issue_id, subscriber_id)
+    return f"<{template.issue_id}.{subscriber_id}.{check}@{template.domain}>"
+
+
+def message_id_check(id_salt: str, issue_id: int, subscriber_id: int) -> str:
+    """The check part of a Message-ID: 12 hex digits of SHA-256 over salt, issue, subscriber."""
+    return hashlib.sha256(f"{id_salt}:{issue_id}:{subscriber_id}".encode()).hexdigest()[:12]
+
+
+def id_salt_of(site_url: str, from_addr: str) -> str:
+    """The salt :func:`prepare` puts in Message-IDs: the site's host (else the sender's domain)."""
+    return urlsplit(site_url).hostname or from_addr.rpartition("@")[2] or "localhost"
+
+
+def parse_message_id(value: str, id_salt: str) -> tuple[int, int] | None:
+    """(issue, subscriber) of one of our Message-IDs (with or without <>), None otherwise.
+
+    The check digits must match, so a forged or foreign Message-ID names nobody."""
+    match = _OUR_ID.search(value or "")
+    if not match:
+        return None
+    issue_id, subscriber_id = int(match.group(1)), int(match.group(2))
+    if match.group(3) != message_id_check(id_salt, issue_id, subscriber_id):
+        return None
+    return issue_id, subscriber_id
 
 
 def prepare(
@@ -165,7 +190,7 @@ def prepare(
 ) -> MessageTemplate:
     """Build the recipient-independent part of an issue's message (once per issue)."""
     domain = from_addr.rpartition("@")[2] or "localhost"
-    host = urlsplit(site_url).hostname or domain
+    host = id_salt_of(site_url, from_addr)
     boundary = (
         "=_publisher_" + hashlib.sha256(f"{issue_id}:{rendered.subject}".encode()).hexdigest()[:24]
     )

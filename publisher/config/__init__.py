@@ -16,6 +16,7 @@ a file flows through them:
 - ``values``: one value at a time: :func:`parse_duration`, :func:`parse_window`, URLs, addresses;
 - ``locate``: ``file:line: key.path`` prefixes and "did you mean" hints for error messages;
 - ``sections``: the frozen dataclasses, one per section, and :class:`Config`;
+- ``hooks``: the [hooks.<provider>] tables of the provider webhooks, and their checks;
 - ``cron``: crontab(5) schedules as APScheduler triggers (imported on its own, not here).
 
 The package imports the standard library, ``email_validator``, ``publisher.errors`` and
@@ -25,6 +26,14 @@ The package imports the standard library, ``email_validator``, ``publisher.error
 from __future__ import annotations
 
 from publisher.config.build import parse
+from publisher.config.hooks import (
+    SNS_HOST,
+    HooksConfig,
+    MailgunHook,
+    PostmarkHook,
+    SendgridHook,
+    SesHook,
+)
 from publisher.config.load import CONFIG_ENV, default_path, load, secret_from_env
 from publisher.config.sections import (
     FEED_FORMATS,
@@ -78,6 +87,12 @@ __all__ = [
     "StoreConfig",
     "WebConfig",
     "WebhookConfig",
+    "SNS_HOST",
+    "HooksConfig",
+    "MailgunHook",
+    "PostmarkHook",
+    "SendgridHook",
+    "SesHook",
     "default_path",
     "load",
     "parse",

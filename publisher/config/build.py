@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from publisher.config.hooks import HooksConfig
 from publisher.config.locate import KeyPath, Locator, unknown_key, where
 from publisher.config.sections import (
     AdminConfig,
@@ -54,6 +55,7 @@ _SECTIONS: dict[str, type] = {
     "api": ApiConfig,
     "webhooks": WebhookConfig,
     "admin": AdminConfig,
+    "hooks": HooksConfig,
 }
 _ARRAYS = {"sources", "digests", "relays", "webhooks"}
 _RESERVED = {"from_": "from"}

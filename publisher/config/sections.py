@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from publisher.config.hooks import HooksConfig
 from publisher.errors import ConfigError
 
 FEED_FORMATS = ("rss", "atom", "json")
@@ -106,6 +107,10 @@ class DigestConfig:
     individual_tracking: bool = False
     retention_days: int = 90
     bot_window_seconds: int = 10
+    # Auto-pause thresholds for this digest's issues; unset: the [delivery] defaults.
+    pause_bounce_rate: float | None = None
+    pause_complaint_rate: float | None = None
+    pause_min_sent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,11 @@ class DeliveryConfig:
     # Each sending process's journal of messages sent but not yet recorded (local disk).
     journal_dir: Path = Path("journal")
     dkim: DkimConfig | None = None
+    # Auto-pause (services.guard): an issue stops itself once, after pause_min_sent final
+    # outcomes, its hard-bounce or complaint rate passes these (fractions, not percents).
+    pause_bounce_rate: float = 0.05
+    pause_complaint_rate: float = 0.001
+    pause_min_sent: int = 100
     domains: tuple[DomainLimit, ...] = ()  # [delivery.domains], parsed by build.domain_limits()
 
     def domain_limit(self, domain: str) -> DomainLimit | None:
@@ -319,6 +329,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
     admin: AdminConfig = field(default_factory=AdminConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
 
     @property
     def relay_list(self) -> tuple[RelayConfig, ...]:

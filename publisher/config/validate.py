@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from publisher.config.hooks import validate_hooks
 from publisher.config.locate import Locator, where
 from publisher.config.sections import (
     FEED_FORMATS,
@@ -55,6 +56,7 @@ def validate(config: Config, file: Path, locator: Locator) -> None:
     _validate_api(config.api, w)
     _validate_webhooks(config, w)
     _validate_admin(config.admin, w)
+    validate_hooks(config.hooks, w)
 
 
 def _validate_feeds(config: Config, w: Where) -> None:
@@ -91,6 +93,19 @@ def _validate_delivery(config: Config, w: Where) -> None:
         )
     if config.delivery.reply_to:
         check_reply_to(config.delivery.reply_to, w("delivery", "reply_to"))
+    _check_pause(config.delivery.pause_bounce_rate, config.delivery.pause_complaint_rate,
+                 config.delivery.pause_min_sent, lambda k: w("delivery", k))  # fmt: skip
+
+
+def _check_pause(bounce: float | None, complaint: float | None, min_sent: int | None,
+                 at: Callable[[str], str]) -> None:  # fmt: skip
+    """Auto-pause keys: rates are fractions in (0, 1]; pause_min_sent at least 1."""
+    for key, rate in (("pause_bounce_rate", bounce), ("pause_complaint_rate", complaint)):
+        if rate is not None and not 0 < rate <= 1:
+            raise ConfigError(f"{at(key)}: must be a fraction more than 0 and at most 1 "
+                              "(0.05 is 5%)")  # fmt: skip
+    if min_sent is not None and min_sent < 1:
+        raise ConfigError(f"{at('pause_min_sent')}: must be at least 1")
 
 
 def _validate_bounces(bounces: BouncesConfig, w: Where) -> None:
@@ -173,6 +188,8 @@ def _validate_digest(digest: DigestConfig, i: int, site_title: str, w: Where) ->
         parse_duration(digest.catch_up, w("digests", i, "catch_up"))
     if digest.send_window:
         parse_window(digest.send_window, w("digests", i, "send_window"))
+    _check_pause(digest.pause_bounce_rate, digest.pause_complaint_rate, digest.pause_min_sent,
+                 lambda k: w("digests", i, k))  # fmt: skip
     _validate_engagement(digest, i, w)
 
 

@@ -12,11 +12,9 @@ take-overs are counted as ``recovered``). A worker that finds its lease may have
 
 Replies are sorted here:
 
-- 2xx: ``sent``;
-- 5xx: permanent, ``failed``; a 5.1.x "no such user" is ``bounced`` and the subscriber is
-  marked ``bounced`` so they are not mailed again;
-- 4xx, a dropped connection or a timeout: retried with exponential backoff and jitter, up
-  to ``max_attempts``;
+- 2xx: ``sent``; 5xx: permanent, ``failed``; a 5.1.x "no such user" is ``bounced`` and
+  the subscriber is marked ``bounced`` so they are not mailed again;
+- 4xx, a dropped connection or a timeout: retried with backoff, up to ``max_attempts``;
 - 421 or 4.7.x ("slow down"): retried like a 4xx, and the relay is paused for every
   process sharing the store (``throttle_seconds``, doubling while the relay keeps
   refusing); ``publisher status`` shows the pause.
@@ -24,14 +22,12 @@ Replies are sorted here:
 Pacing (:mod:`publisher.deliver.limits`) is shared by the cluster: before each message a thread
 waits for a slot of the cluster ``rate_limit``, of its relay and of its domain, and holds
 one of the domain's connection slots. A relay that cannot be reached is no attempt: the
-message is routed to the next healthy relay (:mod:`publisher.deliver.relays`).
+message goes to the next healthy relay (:mod:`publisher.deliver.relays`).
 
-A stop (SIGTERM) lets each thread finish the message in flight, records the results and
-puts the rest of its claimed batch back in the queue, so a later run goes on from there.
-An operator's pause (``publisher issues pause``, from any process) does the same for the
-issue: the run looks at the issue's status at most once a second (``PAUSE_CHECK_SECONDS``)
-and, once it is ``paused``, claims nothing more and ends as a stop does; the process goes
-on with other issues.
+A stop (SIGTERM), an operator's pause (``publisher issues pause``, any process) or an
+auto-pause (``watch``) lets each thread finish the message in flight, records the results
+and puts the rest of its claimed batch back in the queue. The issue's status is read once a
+second or every ``CHECK_RESULTS`` results; a paused issue gets no more claims.
 """
 
 from __future__ import annotations
@@ -57,6 +53,7 @@ from publisher.store import PAUSED, Store
 
 MAX_ROUTES = 10  # relays tried for one message before the run gives up
 PAUSE_CHECK_SECONDS = 1.0  # how stale the run's view of an operator's pause may be
+CHECK_RESULTS = 25  # ...or how many results it may record before it looks (and ``watch``es)
 
 Signer = Callable[[bytes], bytes]
 
@@ -124,6 +121,7 @@ def deliver_issue(
     sign: Signer | None = None,
     progress: Progress | None = None,
     relay_rates: dict[str, float] | None = None,
+    watch: Callable[[], object] | None = None,
 ) -> DeliveryResult:
     """Send every due delivery of the issue; return the counts of this run.
 
@@ -132,12 +130,14 @@ def deliver_issue(
     ``stop`` ends the run early: messages in flight are finished and recorded, claimed
     ones not yet sent go back to the queue. ``sign`` (DKIM) is applied to every message;
     ``progress`` is called with the running counts after each recorded group;
-    ``relay_rates`` maps a relay's name to its ``rate``.
+    ``relay_rates`` maps a relay's name to its ``rate``; ``watch`` (the auto-pause check)
+    runs before each look at the issue's status.
     """
     return IssueSend(
         store, template, transport_factory, settings,
         base_url=base_url, make_token=make_token, clock=clock, label=label, session=session,
         stop=stop or threading.Event(), sign=sign, progress=progress, relay_rates=relay_rates,
+        watch=watch,
     ).run()  # fmt: skip
 
 
@@ -165,19 +165,18 @@ class IssueSend:
         sign: Signer | None,
         progress: Progress | None,
         relay_rates: dict[str, float] | None,
+        watch: Callable[[], object] | None = None,
     ) -> None:
         self.store, self.template, self.settings = store, template, settings
         self.transport_factory, self.sign, self.progress = transport_factory, sign, progress
         self.base_url, self.make_token, self.clock = base_url, make_token, clock
         self.label, self.session, self.stop = label, session, stop
         self.halt = threading.Event()  # set when one thread failed: the others stop too
-        self.paused = threading.Event()  # set once the issue is seen paused by an operator
-        self.checked_at = time.monotonic()
+        self.paused = threading.Event()  # set once the issue is seen paused (operator or guard)
+        self.checked_at, self.unchecked, self.watch = time.monotonic(), 0, watch
         self.pacer = Pacer(store, settings, relay_rates)
-        self.result = DeliveryResult()
-        self.lock = threading.Lock()
-        self.owner = session.worker_id
-        self.workers = max(1, settings.connections)
+        self.result, self.lock = DeliveryResult(), threading.Lock()
+        self.owner, self.workers = session.worker_id, max(1, settings.connections)
         self.batch_size = _batch_size(settings, self.workers)
         self.recorder = Recorder(
             store, self.owner, clock,
@@ -217,12 +216,17 @@ class IssueSend:
         return self.pause_seen()
 
     def pause_seen(self) -> bool:
-        """Whether an operator paused the issue; the store is asked at most once a second."""
+        """Whether the issue was paused (by an operator, or by ``watch``); the store is asked
+        once a second or every ``CHECK_RESULTS`` results, whichever comes first."""
         now = time.monotonic()
         with self.lock:
-            if self.paused.is_set() or now - self.checked_at < PAUSE_CHECK_SECONDS:
+            if self.paused.is_set() or (
+                now - self.checked_at < PAUSE_CHECK_SECONDS and self.unchecked < CHECK_RESULTS
+            ):
                 return self.paused.is_set()
-            self.checked_at = now
+            self.checked_at, self.unchecked = now, 0
+        if self.watch is not None:
+            self.watch()
         # Only a pause: after a cancel the batch in flight finishes (its rest would be
         # released into a queue nobody sends).
         if self.store.issue_status(self.template.issue_id) == PAUSED:
@@ -370,6 +374,7 @@ class IssueSend:
     def on_recorded(self, batch: list[tuple[SendOutcome, int]], lost: set[int]) -> None:
         """Count a recorded group of results (``lost``: claims taken over meanwhile)."""
         with self.lock:
+            self.unchecked += len(batch)
             for outcome, attempt in batch:
                 if outcome.delivery_id in lost:
                     self.result.lost += 1

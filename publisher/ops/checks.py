@@ -9,7 +9,7 @@ config are skipped (and reported failed) when the config itself does not load.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -224,6 +224,21 @@ def check_webhooks(config: Config) -> list[Check]:
     return results
 
 
+def check_hooks(config: Config) -> list[Check]:
+    """One line per enabled [hooks.<provider>]; a failure when a variable its ``*_env``
+    keys name is unset (every request from that provider would get 503 until it is set)."""
+    results = []
+    for name, table in config.hooks.enabled().items():
+        envs = [getattr(table, f.name) for f in fields(table) if f.name.endswith("_env")]
+        unset = [env for env in envs if not config_module.secret_from_env(env, what=env)]
+        if unset:
+            detail = f"{name}: {', '.join(unset)} unset: POST /hooks/{name} answers 503"
+            results.append(Check("hooks", False, detail))
+        else:
+            results.append(Check("hooks", True, f"{name}: POST /hooks/{name}"))
+    return results
+
+
 def run_checks(path: Path, now: datetime) -> list[Check]:
     """Every check, in order: config, templates, transport, store, then each schedule."""
     first, config = check_config(path)
@@ -240,5 +255,6 @@ def run_checks(path: Path, now: datetime) -> list[Check]:
         check_store(config),
         *check_metrics(config),
         *check_webhooks(config),
+        *check_hooks(config),
         *check_schedules(config, now),
     ]

@@ -36,7 +36,7 @@ class CommandInfo(NamedTuple):
 _P = "publisher.ops.commands."
 
 COMMANDS: dict[str, CommandInfo] = {
-    "bounces": CommandInfo(_P + "bounces", "bounces", "Process bounce messages (delivery status notifications)."),
+    "bounces": CommandInfo(_P + "bounces", "bounces", "Process bounce messages (delivery status notifications) and ARF spam complaints."),
     "check": CommandInfo(_P + "check", "check", "Check everything before a send and print a checklist; exit 1 if anything fails."),
     "collect": CommandInfo(_P + "collect", "collect", "Pull new and edited articles from every [[sources]] entry into the store."),
     "db": CommandInfo(_P + "db", "db", "Database maintenance."),
@@ -45,6 +45,7 @@ COMMANDS: dict[str, CommandInfo] = {
     "issues": CommandInfo(_P + "issues", "issues", "List, inspect, pause, resume, cancel and resend issues."),
     "operators": CommandInfo(_P + "operators", "operators", "Add, list and remove console operators; change their password; reset their 2FA."),
     "preview": CommandInfo(_P + "send", "preview", "Render DIGEST's next issue exactly as it would be sent; nothing is stored or sent."),
+    "purge": CommandInfo(_P + "purge", "purge", "Remove delivery rows of finished issues, audit entries and webhook history older than AGE, and expired sessions and API keys; per-issue counts are kept."),
     "run": CommandInfo(_P + "run", "run", "Collect, write feeds and send every due digest."),
     "send": CommandInfo(_P + "send", "send", "Create DIGEST's issue for the current period (if it has new articles) and deliver it."),
     "serve": CommandInfo(_P + "serve", "serve", "Serve the web endpoints until interrupted (behind your HTTPS reverse proxy)."),

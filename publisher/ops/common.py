@@ -207,6 +207,11 @@ def _print_issue_status(app: App, issue_id: int) -> None:
         f"{c['failed']} failed, {c['bounced']} bounced, {c['skipped']} skipped"
     )
     if issue.status == "paused":
+        from publisher.services import guard
+
+        why = guard.pause_reason(app, issue.id)
+        if why:
+            click.echo(f"paused    automatically: {why}")
         click.echo(f"paused    nothing goes out until `publisher issues resume {issue.id}`")
     eta = "-" if view.eta_seconds is None else format_seconds(view.eta_seconds)
     click.echo(f"rate      {view.rate:.1f} msg/s over the last minute, ETA {eta}")

@@ -13,7 +13,7 @@ from typing import Any
 from publisher.compose import planning
 from publisher.deliver import liveness
 from publisher.models import Issue
-from publisher.services import monitoring
+from publisher.services import guard, monitoring
 from publisher.store import Store
 
 COUNT_KEYS = ("queued", "sending", "sent", "failed", "bounced", "skipped")
@@ -90,7 +90,8 @@ def status_data(app: Any, now: datetime, recent: int = 20) -> dict[str, Any]:
         ],
         "held": held_data(store, now, recent),
         "paused_issues": [
-            {"issue": i.id, "digest": i.digest_id, "period": i.period, "queued": queued}
+            {"issue": i.id, "digest": i.digest_id, "period": i.period, "queued": queued,
+             "reason": guard.pause_reason(app, i.id)}  # None: paused by an operator
             for i, queued in store.paused_issues()
         ],
         "workers": liveness.workers_data(store),

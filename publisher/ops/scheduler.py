@@ -133,8 +133,10 @@ class Daemon:
         try:
             report, moved = bounce_service.poll_bounces(self.app)
             log.info(
-                "bounces: %d message(s), %d hard, %d soft, %d subscriber(s) marked bounced, %d moved",
-                report.messages, report.hard, report.soft, len(report.marked), moved,
+                "bounces: %d message(s), %d hard, %d soft, %d subscriber(s) marked bounced, "
+                "%d ARF complaint(s), %d moved",
+                report.messages, report.hard, report.soft, len(report.marked),
+                report.complaints, moved,
             )  # fmt: skip
         except PublisherError as exc:
             log.error("bounce polling failed: %s", exc)

@@ -1,4 +1,7 @@
-"""Bounces into subscriber states (store I/O; IMAP for the poll): one message or a mailbox."""
+"""Bounces into subscriber states (store I/O; IMAP for the poll): one message or a mailbox.
+
+A message is a DSN (RFC 3464) or an ARF feedback report (RFC 5965): the latter is a spam
+complaint, handled by :func:`publisher.services.feedback.record_complaint`."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from dataclasses import dataclass, field
 
 from publisher.app import App
 from publisher.deliver import bounces, imap
+from publisher.deliver.feedback import parse_arf
+from publisher.services import feedback, guard
 
 
 @dataclass
@@ -18,13 +23,27 @@ class BounceReport:
     soft: int = 0
     unknown: int = 0
     duplicates: int = 0
+    complaints: int = 0
     marked: list[str] = field(default_factory=list)
+    complained: list[str] = field(default_factory=list)
 
 
 def import_bounce(app: App, raw: bytes, report: BounceReport) -> bool:
-    """Record the bounces one message reports; return whether it was a bounce."""
+    """Record the bounces (or the complaint) one message reports; return whether it was
+    a bounce or a complaint."""
     now = app.clock()
     report.messages += 1
+    complaint = parse_arf(raw, now)
+    if complaint is not None:
+        result = feedback.record_complaint(app, complaint)
+        report.complaints += 1
+        if result.outcome == "duplicate":
+            report.duplicates += 1
+        elif result.outcome == "complained":
+            report.complained.append(f"{result.email} (unsubscribed and suppressed)")
+        else:
+            report.unknown += 1
+        return True
     found = bounces.parse_bounce(raw, now)
     if not found:
         report.not_bounces += 1
@@ -44,6 +63,10 @@ def import_bounce(app: App, raw: bytes, report: BounceReport) -> bool:
         )
         if outcome == "bounced":
             report.marked.append(f"{bounce.email} ({bounce.kind}, {bounce.status})")
+        if bounce.kind == "hard" and outcome in ("bounced", "counted"):
+            sub = app.store.find_subscriber(bounce.email)
+            if sub is not None:  # the issues that reached them may now pass pause_bounce_rate
+                guard.after_signal(app, sub.id)
         elif outcome == "unknown":
             report.unknown += 1
         elif outcome == "duplicate":

@@ -19,7 +19,7 @@ from publisher.config import DigestConfig
 from publisher.deliver.engine import deliver_issue, make_signer
 from publisher.deliver.liveness import SenderSession
 from publisher.models import Article, Issue, SendReport
-from publisher.services import cadence, dryrun
+from publisher.services import cadence, dryrun, guard
 from publisher.services.archive import write_archive
 from publisher.services.composing import message_template, next_issue_articles, render_issue
 from publisher.store import PAUSED
@@ -83,6 +83,7 @@ def deliver_open_issue(
             sign=make_signer(config.delivery),
             progress=app.progress(issue) if app.progress else None,
             relay_rates={r.label: r.rate for r in config.relay_list},
+            watch=guard.IssueWatch(app, issue.id, issue.digest_id),
         )
     report.sent, report.failed, report.retrying = result.sent, result.failed, result.retrying
     report.bounced, report.recovered = result.bounced, result.recovered

@@ -22,7 +22,7 @@ from publisher.compose import planning
 from publisher.compose.subscriptions import AddressCheck, email_hash
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import Subscriber
-from publisher.services import subscriber_csv
+from publisher.services import guard, subscriber_csv
 from publisher.store.roster import ImportGroup
 from publisher.store.suppressions import Suppression
 
@@ -352,17 +352,18 @@ def remove(
     digest: str | None = None,
     complaint: bool = False,
     source: str = "cli",
+    note: str = "subscribers remove --complaint",
 ) -> Outcome:
     """Unsubscribe from one digest or everything; a complaint also suppresses the address.
 
     ``source`` (cli, api, console) is recorded with the change; a complaint is recorded as
-    ``complaint``.
+    ``complaint``; ``note`` is kept with the suppression (where the complaint came from).
     """
     address = AddressCheck()(email)
     now = app.clock()
     sub = app.store.find_subscriber(address)
     if complaint:
-        app.store.suppress(email_hash(address), "complaint", now, note="subscribers remove --complaint")
+        app.store.suppress(email_hash(address), "complaint", now, note=note)
     if sub is None:
         if complaint:
             return Outcome(f"suppressed {address} (complaint); it was not on the list")
@@ -375,6 +376,8 @@ def remove(
         sub.id, digest, now, source="complaint" if complaint else source
     )
     assert after is not None
+    if complaint:  # the issues that reached them may now pass pause_complaint_rate
+        guard.after_signal(app, sub.id)
     where = f"from {digest}" if digest else "from every digest"
     rest = f"; still in {_describe(app, sub.id)}" if after.digests and digest else ""
     tail = "; suppressed (complaint): add and import refuse it" if complaint else ""

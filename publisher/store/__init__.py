@@ -13,7 +13,8 @@ hold one object while each module holds one part of the schema.
 - ``engine``: connecting (SQLite tuning, read-only opening), Alembic migrations, settings,
   :func:`translate` of database errors; ``location``: where a SQLite file lives;
   ``schema``: the core tables, ``schema_doors``: those of operators, tokens, audit, the
-  console, the API and webhooks; ``schema_engagement``: tracked links and hits; ``migrations/``: Alembic revisions; ``rows``: rows to models.
+  console, the API and webhooks; ``schema_engagement``: tracked links and hits;
+  ``migrations/``: Alembic revisions; ``rows``: rows to models.
 - ``articles``: articles by ``(source, guid)``, their feed ids, and the reads.
 - ``sources``: each source's health and validators, the feed index and feed-writer state.
 - ``subscribers``: subscribers, their subscriptions, unsubscribing, preferences, erasure.
@@ -21,8 +22,12 @@ hold one object while each module holds one part of the schema.
 - ``signups``: web sign-up requests awaiting confirmation, the links' signing secret.
 - ``suppressions``: the suppression list (hashes of addresses never to be mailed again).
 - ``bounces``: bounce events and the verdict they lead to.
+- ``feedback``: bounce and complaint events from provider webhooks and ARF reports, each once.
 - ``issues``: issues, one per ``(digest, period)``, and the delivery ledger's reads.
 - ``pauses``: pausing and resuming an issue (its queue kept, no claims while paused).
+- ``guard``: an issue's hard-bounce and complaint figures, its auto-pause record.
+- ``retention``: ``purge``: old ledger rows (counts rolled into ``issue_totals``), audit,
+  webhook history, expired sessions and idempotency keys, in short batches.
 - ``rollups``: subscription frequencies and the roll-up issues of slower cadences.
 - ``planning``: who gets an issue, queued and counted by one set-based statement.
 - ``claims``: claiming, taking over, fencing and recording deliveries.
@@ -57,6 +62,8 @@ from publisher.store.directory import DirectoryMixin, SubscriberFilter
 from publisher.store.engagement import EngagementMixin
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.events import SubscriberEventsMixin
+from publisher.store.feedback import FeedbackMixin, ProviderEventRow
+from publisher.store.guard import GuardMixin, Signals
 from publisher.store.idempotency import IN_PROGRESS, IdempotencyMixin, StoredResponse
 from publisher.store.issues import (
     BOUNCED,
@@ -72,6 +79,7 @@ from publisher.store.pages import PagesMixin
 from publisher.store.pauses import PAUSED, PauseChange, PausesMixin
 from publisher.store.planning import PlanningMixin
 from publisher.store.records import RecordsMixin
+from publisher.store.retention import RetentionMixin
 from publisher.store.rollups import RollupsMixin
 from publisher.store.roster import SubscriberAdmin
 from publisher.store.signups import SignupsMixin
@@ -95,8 +103,10 @@ __all__ = [
     "THROTTLE_KEY",
     "FeedIndexRow",
     "PauseChange",
+    "Signals",
     "SubscriberFilter",
     "LedgerFigures",
+    "ProviderEventRow",
     "Store",
     "StoredResponse",
     "_alembic_config",
@@ -116,6 +126,8 @@ class Store(
     BouncesMixin,
     IssuesMixin,
     PausesMixin,
+    GuardMixin,
+    RetentionMixin,
     RollupsMixin,
     ClaimsMixin,
     WorkersMixin,
@@ -135,6 +147,7 @@ class Store(
     SubscriberEventsMixin,
     WebhooksMixin,
     EngagementMixin,
+    FeedbackMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from publisher.models import Issue
 from publisher.store.outbox import Routes, issue_changed
 from publisher.store.rows import issue_from_row
-from publisher.store.schema import deliveries, issue_articles, issues, settings
+from publisher.store.schema import deliveries, issue_articles, issue_totals, issues, settings
 
 DELIVERY_STATES = ("queued", "sending", "sent", "failed", "bounced", "skipped")
 # An issue is sending until nothing is left, then sent; paused and cancelled by an operator.
@@ -241,6 +241,13 @@ class IssuesMixin:
                 .group_by(deliveries.c.status)
             ):
                 counts[status] = count
+            # What ``publisher purge`` rolled up before deleting the rows of an old issue.
+            rolled = conn.execute(
+                select(issue_totals).where(issue_totals.c.issue_id == issue_id)
+            ).first()
+        if rolled is not None:
+            for status in ("sent", "failed", "bounced", "skipped"):
+                counts[status] += getattr(rolled, status)
         return counts
 
     def failures(self, issue_id: int, limit: int = 5) -> list[tuple[str, int]]:

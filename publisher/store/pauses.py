@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from publisher.models import Issue
 from publisher.store.issues import with_articles
 from publisher.store.outbox import Routes, issue_changed
-from publisher.store.schema import deliveries, issues
+from publisher.store.schema import deliveries, issue_autopauses, issues
 
 PAUSED = "paused"
 
@@ -42,7 +43,9 @@ def _left(conn: Connection, issue_id: int) -> tuple[int, int]:
     counts = dict(
         conn.execute(
             select(deliveries.c.status, func.count())
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.status.in_(("queued", "sending")))
+            .where(
+                deliveries.c.issue_id == issue_id, deliveries.c.status.in_(("queued", "sending"))
+            )
             .group_by(deliveries.c.status)
         ).all()
     )
@@ -59,12 +62,16 @@ class PausesMixin:
     engine: Engine
     webhook_routes: Routes
 
-    def pause_issue(self, issue_id: int, now: datetime | None = None) -> PauseChange:
+    def pause_issue(
+        self, issue_id: int, now: datetime | None = None, reason: dict[str, Any] | None = None
+    ) -> PauseChange:
         """Pause a ``sending`` issue that still has deliveries queued or in flight.
 
         Any other issue is left as it is; the returned ``before`` says why (``paused``,
         ``sent``, ``cancelled``, or ``sending`` with nothing left). A pause queues
-        ``issue.paused`` (dated ``now``, required when a webhook wants it).
+        ``issue.paused`` (dated ``now``, required when a webhook wants it). An automatic
+        pause passes ``reason`` (the columns of ``issue_autopauses`` but ``issue_id`` and
+        the dates): it is recorded in the same transaction and sent in the webhook's data.
         """
         with self.engine.begin() as conn:
             before = _locked_status(conn, issue_id)
@@ -74,8 +81,17 @@ class PausesMixin:
             changed = before == "sending" and bool(queued or sending)
             if changed:
                 conn.execute(update(issues).where(issues.c.id == issue_id).values(status=PAUSED))
+                extra: dict[str, Any] = {"reason": None}
+                if reason is not None:
+                    conn.execute(
+                        delete(issue_autopauses).where(issue_autopauses.c.issue_id == issue_id)
+                    )
+                    conn.execute(
+                        insert(issue_autopauses).values(issue_id=issue_id, paused_at=now, **reason)
+                    )
+                    extra = {"reason": reason["reason"], "auto": dict(reason)}
                 issue_changed(conn, self.webhook_routes, "issue.paused", issue_id, now,
-                              queued=queued, sending=sending)  # fmt: skip
+                              queued=queued, sending=sending, **extra)  # fmt: skip
             return PauseChange(before, changed, queued, sending)
 
     def resume_issue(self, issue_id: int, now: datetime | None = None) -> PauseChange:
@@ -94,6 +110,9 @@ class PausesMixin:
             # Everything went out while it was paused (the messages in flight): it is done.
             after = "sending" if queued or sending else "sent"
             conn.execute(update(issues).where(issues.c.id == issue_id).values(status=after))
+            # An auto-pause record stays (its rates are the bar a re-pause must pass), resumed.
+            conn.execute(update(issue_autopauses).where(issue_autopauses.c.issue_id == issue_id,
+                         issue_autopauses.c.resumed_at.is_(None)).values(resumed_at=now))  # fmt: skip
             if after == "sent":
                 issue_changed(conn, self.webhook_routes, "issue.sent", issue_id, now)
             return PauseChange(before, True, queued, sending)

@@ -292,3 +292,57 @@ subscriber_events = Table(
     Index("ix_subscriber_events_at", "at"),
     Index("ix_subscriber_events_subscriber", "subscriber_id", "id"),
 )
+
+# Auto-pauses (0018): why an issue stopped itself (which rate, its value and threshold, out
+# of how many final outcomes). ``bounce_seen``/``complaint_seen`` are both rates at the last
+# auto-pause: after a resume the check pauses again only when one gets worse than that.
+issue_autopauses = Table(
+    "issue_autopauses",
+    metadata,
+    Column("issue_id", Integer, primary_key=True),
+    Column("kind", String(20), nullable=False),  # bounce | complaint
+    Column("rate", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("final", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("bounce_seen", Float, nullable=False),
+    Column("complaint_seen", Float, nullable=False),
+    Column("paused_at", UTCDateTime, nullable=False),
+    Column("resumed_at", UTCDateTime),
+)
+
+# Per-issue delivery counts kept by ``publisher purge`` (0018) before it deletes the
+# delivery rows of a finished issue: ``delivery_counts`` adds them to what rows remain.
+issue_totals = Table(
+    "issue_totals",
+    metadata,
+    Column("issue_id", Integer, primary_key=True),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("bounced", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Column("hard", Integer, nullable=False, default=0),
+    Column("rolled_at", UTCDateTime, nullable=False),
+)
+
+# Bounce and complaint events from provider webhooks and ARF reports (0017): one row per
+# (provider, event id), so a redelivered event is stored once. ``issue_id`` and
+# ``subscriber_id`` are NULL when the event could not be matched; ``occurred_at`` of the
+# complaints of an issue tells how many came within a week of its send.
+provider_events = Table(
+    "provider_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("issue_id", Integer),
+    Column("subscriber_id", Integer),
+    Column("status", String(20), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("provider", "event_id", name="uq_provider_events_provider_event"),
+    Index("ix_provider_events_issue", "issue_id", "kind", "occurred_at"),
+)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from publisher.errors import SubscriberError
 from publisher.models import Subscriber
 from publisher.store.engagement import forget_engagement
+from publisher.store.feedback import forget_provider_events
 from publisher.store.outbox import Routes, forget_subscriber_events, status_changed
 from publisher.store.rows import json_list
 from publisher.store.schema import (
@@ -347,8 +348,8 @@ class SubscribersMixin:
         """Erase a subscriber (right to erasure); False when there is no such subscriber.
 
         The row stays (deliveries refer to it) but is anonymised: a placeholder address, no
-        name, status ``erased``, no subscriptions, no engagement rows. Bounce records and SMTP
-        replies lose the address too. Only ``email_hash`` is kept, in the suppression list.
+        name, status ``erased``, no subscriptions, no engagement rows. Bounce records, provider
+        events and SMTP replies lose the address too. Only ``email_hash`` is kept, suppressed.
         """
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -370,6 +371,7 @@ class SubscribersMixin:
                 .where(or_(bounce_events.c.subscriber_id == subscriber_id, bounce_events.c.email == row.email))
                 .values(email=placeholder, diagnostic="")
             )
+            forget_provider_events(conn, subscriber_id, row.email, placeholder)
             conn.execute(subscriptions.delete().where(subscriptions.c.subscriber_id == subscriber_id))
             conn.execute(signups.delete().where(signups.c.subscriber_id == subscriber_id))
             conn.execute(
@@ -385,11 +387,8 @@ class SubscribersMixin:
             if not conn.scalar(
                 select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
             ):
-                conn.execute(
-                    insert(suppressions).values(
-                        email_hash=email_hash, reason="erased", created_at=now, note="erasure request"
-                    )
-                )
+                conn.execute(insert(suppressions).values(
+                    email_hash=email_hash, reason="erased", created_at=now, note="erasure request"))  # fmt: skip
             else:
                 # Erasure is the last word on an address that had complained before.
                 conn.execute(

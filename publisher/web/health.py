@@ -108,7 +108,7 @@ class FiguresCollector(Collector):
         yield workers
         for name, text, value in (
             ("publisher_open_issues", "Issues being sent (status sending).", f.open_issues),
-            ("publisher_paused_issues", "Issues paused by an operator.", f.paused_issues),
+            ("publisher_paused_issues", "Issues paused (by an operator or by auto-pause).", f.paused_issues),
             ("publisher_retry_queue", "Queued deliveries waiting for a retry.", f.retry_queue),
             ("publisher_failing_sources", "Sources whose last run failed.", f.failing_sources),
         ):

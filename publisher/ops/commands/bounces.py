@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @click.group()
 def bounces() -> None:
-    """Process bounce messages (delivery status notifications)."""
+    """Process bounce messages (delivery status notifications) and ARF spam complaints."""
 
 
 @bounces.command("import")
@@ -33,8 +33,9 @@ def bounces_import(ctx: click.Context, path: Path) -> None:
 
     Hard bounces (permanent failures such as 5.1.1 "no such user") mark the subscriber
     bounced at once; soft ones (mailbox full, delays, 4.x.x) are counted, and 3 within 30
-    days count as hard. Bounced subscribers get no more mail. Importing the same messages
-    again counts nothing twice.
+    days count as hard. Bounced subscribers get no more mail. ARF feedback-loop reports
+    (RFC 5965 spam complaints, as Yahoo and Microsoft send them) unsubscribe the subscriber
+    and suppress the address. Importing the same messages again counts nothing twice.
     """
     from publisher.deliver import bounces as bounce_module
     from publisher.services import bounces as bounce_service
@@ -66,8 +67,12 @@ def bounces_poll(ctx: click.Context) -> None:
 def _print_bounces(report: bounce_service.BounceReport) -> None:
     for line in report.marked:
         click.echo(f"bounced   {line}")
+    for line in report.complained:
+        click.echo(f"complaint {line}")
     click.echo(
         f"bounces   {report.messages} message(s): {report.hard} hard, {report.soft} soft, "
         f"{report.not_bounces} not bounces; {len(report.marked)} subscriber(s) marked bounced, "
         f"{report.unknown} unknown address(es), {report.duplicates} already seen"
     )
+    if report.complaints:
+        click.echo(f"complaints {report.complaints} ARF spam complaint report(s)")

@@ -16,7 +16,8 @@ def check(ctx: click.Context) -> None:
 
     The config (every key), the templates (rendered with sample articles), the transport
     (SMTP: connect, EHLO, STARTTLS and AUTH when a username is set, no message sent;
-    file: the outbox), the store (opened and migrated, never created) and each digest's
+    file: the outbox), the store (opened and migrated, never created), the variables of
+    each webhook and enabled provider webhook ([hooks.<provider>]) and each digest's
     next send. A "warn" line (such as a numeric day of week, which publisher 0.1 counted
     from Monday) does not fail the check.
     """

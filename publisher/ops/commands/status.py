@@ -49,6 +49,7 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     which workers hold its deliveries in flight.
     """
     from publisher.ops import reports
+    from publisher.services import guard
 
     app = _app(ctx)
     if issue_id is not None:
@@ -63,9 +64,11 @@ def status(ctx: click.Context, issue_id: int | None, as_json: bool = False) -> N
     click.echo(f"retries   {app.store.retry_queue_size()} queued deliveries waiting to be retried")
     _print_issues(console, app, now)
     for issue, queued in app.store.paused_issues():
+        why = guard.pause_reason(app, issue.id)  # set when the issue paused itself
         click.echo(
             f"paused    issue #{issue.id} ({issue.digest_id} {issue.period}): {queued} queued, "
-            f"waiting for `publisher issues resume {issue.id}`"
+            + (f"paused automatically: {why}; " if why else "")
+            + f"waiting for `publisher issues resume {issue.id}` (or cancel)"
         )
     throttle = app.store.throttle()
     if throttle and throttle["until"] > now:

@@ -61,5 +61,9 @@ def worker(ctx: click.Context, until_idle: bool, poll: float) -> None:
     for issue_id, held in sorted(report.held.items()):
         for holding in held:
             click.echo(f"held      issue #{issue_id}: {holding.describe(now)}")
+    from publisher.services import guard
+
     for issue, queued in app.store.paused_issues():
-        click.echo(f"paused    issue #{issue.id}: {queued} queued, not sent until `publisher issues resume {issue.id}`")
+        why = guard.pause_reason(app, issue.id)
+        auto = f" (paused automatically: {why})" if why else ""
+        click.echo(f"paused    issue #{issue.id}: {queued} queued{auto}, not sent until `publisher issues resume {issue.id}`")

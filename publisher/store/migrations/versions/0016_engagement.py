@@ -6,7 +6,7 @@ one row per click, open or canary request (a nonce and a keyed client hash, no s
 ``individual_tracking``; ``engagement_rollup`` keeps hourly counts of purged hits.
 
 Revision ID: 0016_engagement
-Revises: 0015_console
+Revises: 0018_autopause
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_engagement"
-down_revision = "0015_console"
+down_revision = "0018_autopause"
 branch_labels = None
 depends_on = None
 
