@@ -70,6 +70,8 @@ def test_wheel_installs_and_a_new_site_runs_from_an_empty_folder(tmp_path: Path)
             "publisher/admin/static/vendor/uPlot.iife.min.js",
             "publisher/admin/static/vendor/uPlot.min.css",
             "publisher/admin/static/vendor/uPlot.LICENSE"} <= names  # fmt: skip
+    # The dated snapshot of image-proxy ranges the engagement reports read.
+    assert "publisher/services/image_proxies.json" in names
 
     # A fresh venv; the dependencies are reused from this test's environment through a .pth
     # file (no network), the package itself only from the wheel.

@@ -51,7 +51,7 @@ def test_upgrade_is_idempotent(store_url: str) -> None:
         "0001", "0003", "0004", "0005", "0006_plain_titles", "0007_limits", "0008_planning",
         "0009_workers", "0010_suppressions", "0011_operators", "0012_monitoring", "0013_events",
         "0014_webhooks", "0014_idempotency",
-        "0015_console", "0017_provider_events", "0018_autopause",
+        "0015_console", "0017_provider_events", "0018_autopause", "0016_engagement",
     ]
     assert store.upgrade() == []
     store.close()

@@ -4,7 +4,9 @@
 per digest. ``/admin/issues/<id>`` shows one: a progress bar that ``static/admin.js``
 keeps current from ``/admin/issues/<id>/progress.json`` while the issue is open, the email
 in two sandboxed iframes (light and dark, from ``/admin/issues/<id>/preview``, which has
-its own strict CSP), the plain-text part, the failures grouped by SMTP reply, and the
+its own strict CSP), the plain-text part, the failures grouped by SMTP reply, the
+engagement (clicks human and automated, top articles, opens labelled unreliable, and a
+uPlot chart of clicks per hour from ``/admin/issues/<id>/engagement.json``), and the
 actions the operator's role allows (each asks for confirmation: see :mod:`.actions`).
 """
 
@@ -18,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.app import App
 from publisher.errors import PublisherError
-from publisher.services import guard, overview, previews
+from publisher.services import engagement_report, guard, overview, previews
 from publisher.web.common import context, offload
 
 from . import pages
@@ -55,6 +57,8 @@ def _detail(app: App, issue_id: int) -> dict[str, Any]:
         "progress": progress,
         "text": text,
         "failures": overview.failures(app, issue_id),
+        "engagement": engagement_report.issue_engagement(app, issue_id),
+        "opens_note": engagement_report.OPENS_NOTE,
         "digest_title": app.config.digest(progress.issue.digest_id).title,
         "no_worker": progress.issue.status == "sending" and not overview.workers_running(app),
         "autopause": guard.pause_reason(app, issue_id) if progress.issue.status == "paused" else None,
@@ -81,6 +85,17 @@ async def progress_json(request: Request) -> Response:
     except PublisherError as exc:
         return JSONResponse({"error": exc.message}, 404, headers=pages.console_headers())
     return JSONResponse(progress.as_dict(), headers=pages.console_headers())
+
+
+@require("viewer")
+async def engagement_json(request: Request) -> Response:
+    """GET /admin/issues/<id>/engagement.json: the clicks-per-hour chart's series."""
+    app = context(request).app
+    try:
+        report = await offload(engagement_report.issue_engagement, app, _issue_id(request))
+    except PublisherError as exc:
+        return JSONResponse({"error": exc.message}, 404, headers=pages.console_headers())
+    return JSONResponse({"clicks": engagement_report.click_chart(report)}, headers=pages.console_headers())
 
 
 def _preview_html(app: App, issue_id: int, scheme: str) -> str:
@@ -117,4 +132,5 @@ def routes() -> list[BaseRoute]:
         Route("/admin/issues/{issue_id:int}", issue_detail, methods=["GET"]),
         Route("/admin/issues/{issue_id:int}/progress.json", progress_json, methods=["GET"]),
         Route("/admin/issues/{issue_id:int}/preview", preview, methods=["GET"]),
+        Route("/admin/issues/{issue_id:int}/engagement.json", engagement_json, methods=["GET"]),
     ]

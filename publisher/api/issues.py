@@ -13,7 +13,7 @@ from publisher.api.framework import ApiError, Call, Operation, Reply, next_link
 from publisher.app import App
 from publisher.errors import PublisherError
 from publisher.models import Issue
-from publisher.services import digests, guard, issues, listings, monitoring
+from publisher.services import digests, engagement_report, guard, issues, listings, monitoring
 from publisher.services.audit import record_audit
 
 
@@ -59,8 +59,25 @@ def get_issue(call: Call) -> Reply:
     return Reply(issue_model(call.app, issues.get_issue(call.app, _issue_id(call))))
 
 
+def _engagement(app: App, issue_id: int) -> models.Engagement:
+    """The engagement figures of ``publisher stats``, in the API's model."""
+    data = engagement_report.issue_engagement(app, issue_id).as_dict()
+    opens = data["opens"]
+    return models.Engagement(
+        tracking=data["tracking"],
+        clicks=data["clicks"],
+        opens={k: opens[k] for k in ("human", "proxy", "automated")},
+        opens_note=opens["note"],
+        articles=[models.LinkClicks(**a) for a in data["articles"]],
+        links=[models.LinkClicks(**link) for link in data["links"]],
+        clicks_by_hour=[models.HourClicks(**row) for row in data["clicks_by_hour"]],
+        proxy_snapshot=data["proxy_snapshot"],
+    )
+
+
 def issue_stats(call: Call) -> Reply:
-    """An issue's delivery statistics: counts, failures by reply, first and last send."""
+    """An issue's delivery statistics (counts, failures by reply, first and last send) and
+    its engagement (clicks human and automated, opens apart, per article and link)."""
     stats = digests.issue_stats(call.app, _issue_id(call))
     return Reply(
         models.IssueStats(
@@ -68,6 +85,7 @@ def issue_stats(call: Call) -> Reply:
             failures=[models.Failure(reply=r, count=n) for r, n in stats.failures],
             first_sent_at=stats.first_sent_at,
             last_sent_at=stats.last_sent_at,
+            engagement=_engagement(call.app, _issue_id(call)),
         )
     )
 

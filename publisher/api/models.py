@@ -234,13 +234,47 @@ class Failure(BaseModel):
     count: int
 
 
+class LinkClicks(BaseModel):
+    """Clicks on one tracked link, or on one article (the sum of its links)."""
+
+    id: int | None
+    title: str
+    url: str
+    human: int
+    automated: int
+
+
+class HourClicks(BaseModel):
+    """Clicks in one hour (UTC, ``YYYY-MM-DD HH:00:00``)."""
+
+    hour: str
+    human: int
+    automated: int
+
+
+class Engagement(BaseModel):
+    """An issue's engagement: clicks human and automated; opens are unreliable (image
+    proxies fetch every pixel), those of known proxies counted apart."""
+
+    tracking: dict[str, bool]
+    clicks: dict[str, int]
+    opens: dict[str, int]
+    opens_unreliable: bool = True
+    opens_note: str
+    articles: list[LinkClicks]
+    links: list[LinkClicks]
+    clicks_by_hour: list[HourClicks]
+    proxy_snapshot: str
+
+
 class IssueStats(BaseModel):
-    """An issue's delivery statistics."""
+    """An issue's delivery statistics and its engagement."""
 
     issue: Issue
     failures: list[Failure]
     first_sent_at: datetime | None
     last_sent_at: datetime | None
+    engagement: Engagement
 
 
 class DigestStats(BaseModel):

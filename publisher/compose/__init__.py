@@ -9,6 +9,7 @@ inlining happen once per issue; per recipient only placeholders are filled.
 - ``plaintext``: the layout of the text part;
 - ``messages``: the per-issue MIME template and the cheap per-recipient bytes;
 - ``links``: signed subscriber links (unsubscribe, preferences, confirm);
+- ``tracking``: signed click, open and canary tokens and their placeholders;
 - ``sanitize``: untrusted text made safe: article HTML, header values, excerpts;
 - ``subscriptions``: the subscriber's side: forms, CSRF tokens, addresses, confirmation mail.
 """

@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -27,13 +27,16 @@ from urllib.parse import urlsplit
 from publisher.compose.plaintext import wrap_greeting
 from publisher.compose.render import GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
 from publisher.compose.sanitize import clean_header_text
+from publisher.compose.tracking import PLACEHOLDERS as TRACKING_PLACEHOLDERS
 
 CRLF = "\r\n"
 MAX_NAME = 100
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_PLACEHOLDER = re.compile(
+    f"({GREETING}|{UNSUBSCRIBE_URL}|{PREFERENCES_URL}|{TRACKING_PLACEHOLDERS})"
+)
 # Our Message-IDs: <issue.subscriber.check@domain> (see message_id).
 _OUR_ID = re.compile(r"(?<![\w.])(\d{1,12})\.(\d{1,12})\.([0-9a-f]{12})@")
-_PLACEHOLDER = re.compile(f"({GREETING}|{UNSUBSCRIBE_URL}|{PREFERENCES_URL})")
 _SOFT_BREAK = b"=\r\n"
 
 
@@ -80,6 +83,9 @@ class MessageTemplate:
     domain: str
     id_salt: str
     test: bool = False
+    # Engagement tracking: a subscriber id's tracked-link, canary and pixel URLs (a fresh
+    # nonce per message), made by the services layer; None when the digest tracks nothing.
+    tracking: Callable[[int], Mapping[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,7 @@ def prepare(
     reply_to: str,
     now: datetime,
     test: bool = False,
+    tracking: Callable[[int], Mapping[str, str]] | None = None,
 ) -> MessageTemplate:
     """Build the recipient-independent part of an issue's message (once per issue)."""
     domain = from_addr.rpartition("@")[2] or "localhost"
@@ -210,6 +217,7 @@ def prepare(
         domain=domain,
         id_salt=host,
         test=test,
+        tracking=tracking,
     )
 
 
@@ -220,10 +228,13 @@ def _qp(text: str) -> bytes:
     return _BARE_LF.sub(b"\r\n", encoded)
 
 
-def _values(person: Personal, *, html_escape: bool) -> dict[str, str]:
+def _values(
+    person: Personal, *, html_escape: bool, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     name = clean_header_text(person.name, max_length=MAX_NAME)
     greeting = f"Hi {name}," if name else "Hello,"
     values = {
+        **(extra or {}),
         GREETING: greeting,
         UNSUBSCRIBE_URL: person.unsubscribe_url,
         PREFERENCES_URL: person.preferences_url,
@@ -244,8 +255,9 @@ def fill_placeholders(body: str, person: Personal, *, html: bool) -> str:
 def personalize(template: MessageTemplate, person: Personal) -> bytes:
     """The complete message bytes for one recipient."""
     name = clean_header_text(person.name, max_length=MAX_NAME)
-    text_values = _values(person, html_escape=False)
-    html_values = _values(person, html_escape=True)
+    extra = template.tracking(person.subscriber_id) if template.tracking else None
+    text_values = _values(person, html_escape=False, extra=extra)
+    html_values = _values(person, html_escape=True, extra=extra)
     personal = (
         f"To: {_address(name, person.email)}{CRLF}"
         f"Message-ID: {message_id(template, person.subscriber_id)}{CRLF}"

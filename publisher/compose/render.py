@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from markupsafe import Markup  # noqa: E402
 
 from publisher.compose import plaintext  # noqa: E402
 from publisher.compose.sanitize import clean_header_text, excerpt, html_to_text  # noqa: E402
+from publisher.compose.tracking import CANARY_URL, PIXEL_URL, link_placeholder  # noqa: E402
 from publisher.config import DigestConfig, SiteConfig  # noqa: E402
 from publisher.errors import DigestError  # noqa: E402
 from publisher.models import Article  # noqa: E402
@@ -133,11 +134,24 @@ def subject_for(digest: DigestConfig, site: SiteConfig, count: int, now: datetim
 
 @dataclass(frozen=True)
 class IssueLinks:
-    """Where an issue's extra links point: its archive page, the site, the subscribe page."""
+    """Where an issue's extra links point: its archive page, the site, the subscribe page.
+
+    ``tracked`` maps an article URL (with its UTM parameters) to the id of its stored link:
+    those links become ``PUBLISHER_LINK_<id>`` placeholders (click tracking), and the HTML
+    part gets the canary link, and the pixel when ``pixel`` is set.
+    """
 
     view_url: str = ""
     more_url: str = ""
     subscribe_url: str = ""
+    tracked: Mapping[str, int] = field(default_factory=dict)
+    pixel: bool = False
+
+    def link(self, url: str, digest: DigestConfig) -> str:
+        """The href of an article link: its stored link's placeholder when tracked."""
+        target = with_utm(url, digest)
+        link_id = self.tracked.get(target)
+        return target if link_id is None else link_placeholder(link_id)
 
 
 def with_utm(url: str, digest: DigestConfig) -> str:
@@ -253,7 +267,9 @@ def _render_once(
         "view_url": links.view_url,
         "subscribe_url": links.subscribe_url or site.url,
         "archive": archive,
-        "link": lambda url: with_utm(url, digest),
+        "link": lambda url: links.link(url, digest),
+        "canary_url": CANARY_URL if links.tracked and not archive else "",
+        "pixel_url": PIXEL_URL if links.pixel and not archive else "",
     }
     refs = _LinkRefs()
     try:

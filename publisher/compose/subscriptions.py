@@ -318,8 +318,12 @@ def export_document(
     subscriptions: Iterable[Mapping[str, Any]],
     history: Iterable[Mapping[str, Any]],
     now: datetime,
+    engagement: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Everything kept about a subscriber, as one JSON-ready document."""
+    """Everything kept about a subscriber, as one JSON-ready document.
+
+    ``engagement``: their clicks and opens, kept only for digests with individual_tracking.
+    """
     return {
         "exported_at": now.isoformat(),
         "email": subscriber.email,
@@ -328,4 +332,5 @@ def export_document(
         "created_at": subscriber.created_at.isoformat(),
         "subscriptions": [{k: _iso(v) for k, v in s.items()} for s in subscriptions],
         "deliveries": [{k: _iso(v) for k, v in h.items()} for h in history],
+        "engagement": [{k: _iso(v) for k, v in e.items()} for e in engagement],
     }

@@ -101,6 +101,12 @@ class DigestConfig:
     utm_campaign: str = ""
     catch_up: str = ""
     send_window: str = ""
+    # Engagement (off by default, see README "Engagement, private by default").
+    track_clicks: bool = False
+    track_opens: bool = False
+    individual_tracking: bool = False
+    retention_days: int = 90
+    bot_window_seconds: int = 10
     # Auto-pause thresholds for this digest's issues; unset: the [delivery] defaults.
     pause_bounce_rate: float | None = None
     pause_complaint_rate: float | None = None

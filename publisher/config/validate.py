@@ -190,6 +190,20 @@ def _validate_digest(digest: DigestConfig, i: int, site_title: str, w: Where) ->
         parse_window(digest.send_window, w("digests", i, "send_window"))
     _check_pause(digest.pause_bounce_rate, digest.pause_complaint_rate, digest.pause_min_sent,
                  lambda k: w("digests", i, k))  # fmt: skip
+    _validate_engagement(digest, i, w)
+
+
+def _validate_engagement(digest: DigestConfig, i: int, w: Where) -> None:
+    """The engagement keys: a retention of 1 day to 10 years, a bot window of 0 s to 1 h."""
+    if not 1 <= digest.retention_days <= 3650:
+        raise ConfigError(f"{w('digests', i, 'retention_days')}: must be 1 to 3650 days")
+    if not 0 <= digest.bot_window_seconds <= 3600:
+        raise ConfigError(f"{w('digests', i, 'bot_window_seconds')}: must be 0 to 3600 seconds")
+    if digest.individual_tracking and not (digest.track_clicks or digest.track_opens):
+        raise ConfigError(
+            f"{w('digests', i, 'individual_tracking')}: needs track_clicks or track_opens "
+            "(there is nothing to record per subscriber otherwise)"
+        )
 
 
 def _validate_schedule(schedule: ScheduleConfig, w: Where) -> None:

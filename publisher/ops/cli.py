@@ -58,6 +58,7 @@ COMMANDS: dict[str, CommandInfo] = {
         "with its last error and when it is re-checked), limits paused now, and the sending "
         "processes (workers) with their state (alive, gone, unknown) and the claims they hold.",
     ),
+    "stats": CommandInfo(_P + "stats", "stats", "Show ISSUE's clicks and opens: human and automated, per article and per link."),
     "subscribers": CommandInfo(_P + "subscribers", "subscribers", "Add, change, import, list, remove and export subscribers."),
     "tokens": CommandInfo(_P + "tokens", "tokens", "Create, list and revoke tokens for the HTTP API."),
     "webhooks": CommandInfo(_P + "webhooks", "webhooks", "List the outgoing webhooks, deliver due events, show their history, turn one back on."),

@@ -37,6 +37,7 @@ def _config(ctx: click.Context) -> config_module.Config:
 _READ_ONLY = {
     ("status",), ("check",), ("preview",), ("issues", "list"), ("issues", "show"),
     ("subscribers", "list"), ("subscribers", "export"), ("operators", "list"), ("tokens", "list"),
+    ("stats",),
 }  # fmt: skip
 
 

@@ -35,4 +35,8 @@ it, never a door.
 - ``import_jobs``: CSV imports run in a background thread, with progress (the console);
 - ``auditlog``: the audit log read back: filters, keyset pages, CSV;
 - ``erasure``: erasing a subscriber at their request (audited).
+- ``engagement``: tracked links stored at send time, per-message tracking values, hits
+  judged (HEAD, bot window, scanners, image proxies) and recorded, ``purge_engagement``;
+- ``engagement_report``: an issue's engagement figures (``publisher stats``, the console's
+  issue page, the API's issue stats), its chart series and CSV.
 """

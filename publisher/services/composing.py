@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from publisher.app import App
-from publisher.compose import messages, planning, render
+from publisher.compose import messages, planning, render, tracking
 from publisher.compose.links import make_token
 from publisher.config import DigestConfig
 from publisher.models import Article, Issue
+from publisher.services import engagement
 from publisher.syndicate.writer import slugify
 
 SIMILAR_POOL = 500
@@ -36,19 +37,27 @@ def render_issue(
     *,
     issue: Issue | None = None,
     archive: bool = False,
+    track: bool = False,
 ) -> render.RenderedIssue:
     """Render an issue of ``digest`` holding ``articles`` as of ``at``.
 
     With ``issue``, the email links to the issue's archive page; ``archive`` renders that
-    page itself (no personal data, no placeholders).
+    page itself (no personal data, no placeholders). ``track`` (for the messages sent)
+    stores the article links of a digest with ``track_clicks`` and renders them as
+    placeholders of tracked links (see :mod:`publisher.services.engagement`).
     """
     pool = app.store.recent_articles(SIMILAR_POOL)
     similar = {a.id: render.similar_articles(a, pool) for a in articles if a.id is not None}
     base = app.config.web.base_url.rstrip("/")
+    tracked = render.IssueLinks()
+    if track and issue is not None and not archive:
+        tracked = engagement.issue_links(app, digest, issue.id, articles, similar)
     links = render.IssueLinks(
         view_url=archive_url(app, issue) if issue else "",
         more_url=f"{base}/archive/",
         subscribe_url=f"{base}/subscribe",
+        tracked=tracked.tracked,
+        pixel=tracked.pixel,
     )
     return render.render_issue(
         app.templates, app.config.site, digest, articles, at, similar=similar, links=links, archive=archive
@@ -83,9 +92,15 @@ def message_template(
     at: datetime,
     *,
     test: bool = False,
+    track: bool = False,
 ) -> messages.MessageTemplate:
-    """The recipient-independent message of an issue, with the configured sender."""
+    """The recipient-independent message of an issue, with the configured sender.
+
+    With ``track``, each recipient's tracked links, canary and pixel are filled in too.
+    """
     config = app.config
+    link_ids = tracking.placeholder_links(rendered.html + rendered.text)
+    per_message = engagement.per_message(app, digest, issue_id, link_ids) if track else None
     return messages.prepare(
         rendered,
         issue_id=issue_id,
@@ -97,4 +112,5 @@ def message_template(
         reply_to=config.delivery.reply_to,
         now=at,
         test=test,
+        tracking=per_message,
     )

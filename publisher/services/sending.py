@@ -60,9 +60,9 @@ def deliver_open_issue(
     digest = app.config.digest(issue.digest_id)
     report = SendReport(digest_id=digest.id, issue=issue)
     articles = app.store.articles_by_id(issue.article_ids)
-    rendered = render_issue(app, digest, articles, issue.created_at, issue=issue)
+    rendered = render_issue(app, digest, articles, issue.created_at, issue=issue, track=True)
     config = app.config
-    template = message_template(app, digest, rendered, issue.id, issue.created_at)
+    template = message_template(app, digest, rendered, issue.id, issue.created_at, track=True)
     secret = app.secret()
 
     def token(purpose: str, subscriber_id: int, digest_id: str) -> str:

@@ -13,7 +13,8 @@ hold one object while each module holds one part of the schema.
 - ``engine``: connecting (SQLite tuning, read-only opening), Alembic migrations, settings,
   :func:`translate` of database errors; ``location``: where a SQLite file lives;
   ``schema``: the core tables, ``schema_doors``: those of operators, tokens, audit, the
-  console, the API and webhooks; ``migrations/``: Alembic revisions; ``rows``: rows to models.
+  console, the API and webhooks; ``schema_engagement``: tracked links and hits;
+  ``migrations/``: Alembic revisions; ``rows``: rows to models.
 - ``articles``: articles by ``(source, guid)``, their feed ids, and the reads.
 - ``sources``: each source's health and validators, the feed index and feed-writer state.
 - ``subscribers``: subscribers, their subscriptions, unsubscribing, preferences, erasure.
@@ -45,6 +46,8 @@ hold one object while each module holds one part of the schema.
   by day for the console's charts.
 - ``outbox``: webhook events, written in the transaction of what caused them;
   ``webhooks``: their claims, attempts, history and each hook's state.
+- ``engagement``: tracked links, click/open/canary hits with their verdicts, the opt-in
+  per-subscriber rows, the counts and the purge into hourly roll-ups.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from publisher.store.bounces import BouncesMixin
 from publisher.store.claims import ClaimsMixin
 from publisher.store.console import ConsoleMixin, ConsoleSession
 from publisher.store.directory import DirectoryMixin, SubscriberFilter
+from publisher.store.engagement import EngagementMixin
 from publisher.store.engine import MIGRATIONS, Lifecycle, _alembic_config, make_engine, translate
 from publisher.store.events import SubscriberEventsMixin
 from publisher.store.feedback import FeedbackMixin, ProviderEventRow
@@ -142,6 +146,7 @@ class Store(
     RecordsMixin,
     SubscriberEventsMixin,
     WebhooksMixin,
+    EngagementMixin,
     FeedbackMixin,
 ):
     """All database access. Create with :meth:`open`; every method is one transaction.

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from publisher.errors import SubscriberError
 from publisher.models import Subscriber
+from publisher.store.engagement import forget_engagement
 from publisher.store.feedback import forget_provider_events
 from publisher.store.outbox import Routes, forget_subscriber_events, status_changed
 from publisher.store.rows import json_list
@@ -346,9 +347,9 @@ class SubscribersMixin:
     def erase_subscriber(self, subscriber_id: int, email_hash: str, now: datetime) -> bool:
         """Erase a subscriber (right to erasure); False when there is no such subscriber.
 
-        The row stays (deliveries refer to it) but is anonymised: a placeholder address,
-        no name, status ``erased``, no subscriptions. Bounce records, provider events and
-        SMTP replies lose the address too. Only ``email_hash`` is kept, in the suppression list.
+        The row stays (deliveries refer to it) but is anonymised: a placeholder address, no
+        name, status ``erased``, no subscriptions, no engagement rows. Bounce records, provider
+        events and SMTP replies lose the address too. Only ``email_hash`` is kept, suppressed.
         """
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -382,14 +383,12 @@ class SubscribersMixin:
                 conn, self.webhook_routes, subscriber_id, row.status, "erased", "erasure", now
             )
             forget_subscriber_events(conn, subscriber_id)
+            forget_engagement(conn, subscriber_id)
             if not conn.scalar(
                 select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
             ):
-                conn.execute(
-                    insert(suppressions).values(
-                        email_hash=email_hash, reason="erased", created_at=now, note="erasure request"
-                    )
-                )
+                conn.execute(insert(suppressions).values(
+                    email_hash=email_hash, reason="erased", created_at=now, note="erasure request"))  # fmt: skip
             else:
                 # Erasure is the last word on an address that had complained before.
                 conn.execute(

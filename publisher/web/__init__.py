@@ -18,6 +18,8 @@ Modules:
 - ``confirm``: ``/confirm/<token>``, the second step of double opt-in;
 - ``unsubscribe``: ``/unsubscribe/<token>``, including the one-click POST;
 - ``preferences``: ``/preferences/<token>``: digests, frequency, topics, name, export, erasure;
+- ``tracking``: ``/r/<token>`` (tracked links, 302 to the stored URL) and ``/o/<token>``
+  (the open pixel);
 - ``health``: ``/healthz`` for load balancers and ``/metrics`` for Prometheus.
 
 Endpoints are plain functions; the work is done by the service layer

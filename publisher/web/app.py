@@ -21,7 +21,15 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.app import App
 from publisher.config import Config
-from publisher.web import confirm, health, preferences, static, subscribe, unsubscribe
+from publisher.web import (
+    confirm,
+    health,
+    preferences,
+    static,
+    subscribe,
+    tracking,
+    unsubscribe,
+)
 from publisher.web.common import WebContext, error_handlers
 from publisher.web.guard import STREAMS_BODY, GuardMiddleware
 
@@ -34,14 +42,15 @@ ROUTE_FACTORIES: list[Callable[[Config], list[BaseRoute]]] = [
 
 
 def subscriber_routes() -> list[BaseRoute]:
-    """``/``, the stylesheet, ``/subscribe``, ``/confirm/<token>``, ``/unsubscribe/<token>``
-    and ``/preferences/<token>``."""
+    """``/``, the stylesheet, ``/subscribe``, ``/confirm/<token>``, ``/unsubscribe/<token>``,
+    ``/preferences/<token>``, and the tracked links ``/r/<token>`` and ``/o/<token>``."""
     return [
         *static.page_routes(),
         *subscribe.routes(),
         *confirm.routes(),
         *unsubscribe.routes(),
         *preferences.routes(),
+        *tracking.routes(),
     ]
 
 

@@ -147,6 +147,7 @@ def export_sync(request: Request, token: str) -> Response:
         store.subscription_rows(state.id),
         store.subscriber_history(state.id),
         ctx.now(),
+        store.subscriber_engagement(state.id),
     )
     return Response(
         json.dumps(document, indent=2, ensure_ascii=False) + "\n",

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from publisher.store import schema_doors  # noqa: F401  (registers its tables on the metadata)
+from publisher.store import schema_doors, schema_engagement  # noqa: F401  (registers their tables on the metadata)
 from publisher.store.schema import metadata
 
 connection = context.config.attributes["connection"]
