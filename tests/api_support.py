@@ -1,22 +1,19 @@
 """What the API tests share: ``publisher serve`` on a free port, tokens, and a client.
 
-The server's output goes to a file, not a pipe: the API tests make thousands of requests,
-and uvicorn's access log would fill a pipe nobody reads and stall the server.
+The server's output goes to a file (tests.conftest.start_serve): the API tests make
+thousands of requests, and uvicorn's access log would fill a pipe nobody reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, run_cli, write_config
+from tests.conftest import free_port, run_cli, serving, write_config
 
 NOW = "2026-11-28T15:00:00+00:00"
 
@@ -48,31 +45,5 @@ def serve(
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace("https://news.example.org/mail", url), encoding="utf-8")
     env = {**os.environ, "PUBLISHER_TEST_SECRET": "test-secret", "PUBLISHER_NOW": now}
-    log = folder / "serve.log"
-    with log.open("w", encoding="utf-8") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "publisher", "--config", str(config), "serve", "--port", str(port)],
-            cwd=folder,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"publisher serve did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield Live(config, url, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serving(config, port, env):
+        yield Live(config, url, folder / f"serve-{port}.log")

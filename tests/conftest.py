@@ -8,14 +8,17 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -239,3 +242,48 @@ def run_cli(
             f"publisher {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def start_serve(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``publisher serve`` for ``config`` on ``port``, returned once it answers HTTP.
+
+    Its output goes to ``serve-<port>.log`` beside the config, never to a pipe: a pipe that
+    nobody reads fills up with uvicorn's access log and stalls the server mid-test.
+    """
+    log = config.parent / f"serve-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "publisher", "--config", str(config), "serve", "--port", str(port)],
+            cwd=config.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return process  # any answer: uvicorn is up (/healthz is 503 while the store is not)
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            raise AssertionError(f"publisher serve did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def serving(config: Path, port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """:func:`start_serve` for the duration of a ``with`` block."""
+    process = start_serve(config, port, env)
+    try:
+        yield process
+    finally:
+        stop_process(process)

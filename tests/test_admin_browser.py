@@ -32,6 +32,8 @@ from tests.conftest import (
     require_module,
     require_tool,
     run_cli,
+    start_serve,
+    stop_process,
     write_config,
 )
 from tests.test_web_browser import ARGS, CHROMIUM
@@ -81,7 +83,7 @@ class Console:
     config: Path
     url: str
     smtp: SmtpServer
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
 
     def store(self) -> Store:
         return Store.open(f"sqlite:///{self.config.parent / 'publisher.db'}")
@@ -93,33 +95,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-def serve(config: Path, port: int) -> subprocess.Popen[str]:
+def serve(config: Path, port: int) -> subprocess.Popen[bytes]:
     """``publisher serve`` on ``port``, once it answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(config), "serve", "--port", str(port)],
-        cwd=config.parent, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/admin/login", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"publisher serve did not start:\n{output}")
-        time.sleep(0.1)
+    return start_serve(config, port, _env())
 
 
-def stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+stop = stop_process
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import io
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,14 @@ import httpx
 import pytest
 
 from publisher.store import Store
-from tests.conftest import free_port, require_module, require_tool, run_cli, write_config
+from tests.conftest import (
+    free_port,
+    require_module,
+    require_tool,
+    run_cli,
+    start_serve,
+    write_config,
+)
 from tests.test_web_browser import ARGS, CHROMIUM
 
 PASSWORD = "correct horse battery staple"
@@ -85,24 +91,10 @@ def _person(i: int) -> str:
     return f"p{i:03d}@example.org,Person {i},{'daily' if i % 2 else 'daily weekly'},{'research' if i % 3 == 0 else ''}"
 
 
-def _serve(config: Path, port: int, tmp: Path) -> subprocess.Popen[str]:
+def _serve(config: Path, port: int, tmp: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PUBLISHER_TEST_SECRET": "test-secret", "TMPDIR": str(tmp)}
     env.pop("PUBLISHER_NOW", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(config), "serve", "--port", str(port)],
-        cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/admin/login", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"publisher serve did not start:\n{process.stdout.read() if process.stdout else ''}")
-        time.sleep(0.1)
+    return start_serve(config, port, env)
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +31,7 @@ from publisher.compose.links import make_token
 from publisher.compose.tracking import make_tracking_token, read_tracking_token
 from publisher.store import Store
 from publisher.store.schema_engagement import engagement_hits, engagement_subscriber, tracked_links
-from tests.conftest import free_port, require_module, require_tool, run_cli, write_config
+from tests.conftest import free_port, require_module, require_tool, run_cli, serving, write_config
 from tests.test_web_browser import ARGS, CHROMIUM
 
 SENT = "2026-11-28T15:00:00+00:00"
@@ -93,31 +90,10 @@ def _serve(sent: Sent, now: str) -> Iterator[httpx.Client]:
     """``publisher serve`` (uvicorn) on the port of base_url, its clock pinned at ``now``."""
     port = urlsplit(sent.url).port
     env = {**os.environ, "PUBLISHER_TEST_SECRET": SECRET, "PUBLISHER_NOW": now}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(sent.config), "serve", "--port", str(port)],
-        cwd=sent.config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{sent.url}/healthz", timeout=2).status_code in (200, 503):
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read() if process.stdout else ""
-                raise AssertionError(f"publisher serve did not start:\n{output}")
-            time.sleep(0.1)
+    assert port is not None
+    with serving(sent.config, port, env):
         with httpx.Client(base_url=sent.url, timeout=10, headers={"User-Agent": BROWSER}) as client:
             yield client
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _parts(message: EmailMessage) -> tuple[str, str]:

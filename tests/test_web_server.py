@@ -12,8 +12,6 @@ import dataclasses
 import os
 import re
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -25,7 +23,7 @@ import pytest
 from publisher import config as config_module
 from publisher.errors import ConfigError
 from publisher.store import Store
-from tests.conftest import REPO, free_port, require_tool, run_cli, write_config
+from tests.conftest import REPO, free_port, require_tool, run_cli, serving, write_config
 from tests.test_pipeline_e2e import NEW_ARTICLE
 
 NOW = "2026-11-28T15:00:00+00:00"
@@ -47,7 +45,7 @@ def _to(message: EmailMessage) -> str:
 class Served:
     config: Path
     url: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
 
 
 def start_server(folder: Path, now: str, extra: str = "") -> Iterator[Served]:
@@ -60,34 +58,8 @@ def start_server(folder: Path, now: str, extra: str = "") -> Iterator[Served]:
     )
     config.write_text(text, encoding="utf-8")
     env = {**os.environ, "PUBLISHER_TEST_SECRET": "test-secret", "PUBLISHER_NOW": now}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(config), "serve", "--port", str(port)],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/subscribe", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read() if process.stdout else ""
-                raise AssertionError(f"publisher serve did not start:\n{output}")
-            time.sleep(0.1)
+    with serving(config, port, env) as process:
         yield Served(config, url, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -26,7 +23,7 @@ import httpx
 import pytest
 
 from publisher.compose.links import TokenError, read_token
-from tests.conftest import free_port, run_cli, write_config
+from tests.conftest import free_port, run_cli, serving, write_config
 
 # [web] secret_env is left out, so its default PUBLISHER_SECRET applies; neither it nor
 # the test suite's usual variable is set (run_cli sets that one; empty means "not set").
@@ -60,31 +57,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
 
 @pytest.fixture
 def serve(site: Site) -> Iterator[None]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(site.config), "serve",
-         "--port", str(site.url.rsplit(":", 1)[1])],
-        cwd=site.folder, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{site.url}/subscribe", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read() if process.stdout else ""
-                raise AssertionError(f"publisher serve did not start:\n{output}")
-            time.sleep(0.1)
+    with serving(site.config, int(site.url.rsplit(":", 1)[1]), _env()):
         yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _issue_mail(folder: Path, address: str) -> EmailMessage:
