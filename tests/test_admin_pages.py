@@ -32,6 +32,7 @@ from tests.conftest import (
     require_tool,
     run_cli,
     start_serve,
+    stop_process,
     write_config,
 )
 from tests.test_web_browser import ARGS, CHROMIUM
@@ -129,12 +130,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     try:
         yield Site(config, f"http://127.0.0.1:{port}", tmp)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def session(site: Site, email: str) -> httpx.Client:
