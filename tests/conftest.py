@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -68,10 +70,16 @@ def free_port() -> int:
 
 @dataclass
 class RecordingHandler:
-    """Records every accepted message; answers chosen recipients with a chosen reply."""
+    """Records every accepted message; answers chosen recipients with a chosen reply.
+
+    With ``hold_after`` set, messages past that many wait for their reply until ``released``
+    is set: a send held mid-way, for a test to act while it is under way without racing it.
+    """
 
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
+    hold_after: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         reply = self.rcpt_replies.get(address)
@@ -81,6 +89,9 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.hold_after is not None and len(self.messages) >= self.hold_after:
+            while not self.released.is_set():
+                await asyncio.sleep(0.05)
         self.messages.append(
             (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
         )

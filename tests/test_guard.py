@@ -139,6 +139,9 @@ def test_complaints_during_a_slow_send_pause_it(
     tmp_path: Path, smtp_server: SmtpServer, receiver: Receiver  # noqa: F811
 ) -> None:
     config = _site(tmp_path, smtp_server, receiver.url, delivery="rate_limit = 40\n")
+    # The relay holds the send after 120 messages, so the complaint lands while the issue is
+    # sending however slow the machine is (a race with the worker's end once failed in CI).
+    smtp_server.handler.hold_after = 120
     run_cli(config, "send", "daily", "--queue-only", env=ENV)
     env = {**__import__("os").environ, "PUBLISHER_TEST_SECRET": "test-secret", **ENV}
     worker = subprocess.Popen(
@@ -153,8 +156,10 @@ def test_complaints_during_a_slow_send_pause_it(
         removed = run_cli(config, "subscribers", "remove", "p0003@example.org", "--complaint", env=ENV)
         assert "suppressed" in removed.stdout
         assert "paused automatically" in removed.stderr and "complaint rate" in removed.stderr
+        smtp_server.handler.released.set()
         out, err = worker.communicate(timeout=60)
     finally:
+        smtp_server.handler.released.set()
         if worker.poll() is None:
             worker.kill()
     counts = _counts(config)
